@@ -1,0 +1,163 @@
+# moat - build, run, test.  See README.md.
+#
+#   make            build moatd, moatctl, moat-sendmail into build/
+#   make run        install missing packages, build, start the dev config
+#   make check      install missing packages, build, unit + integration
+#                   tests, then the integration tests again under ASan+UBSan
+#   make fuzz       build the libFuzzer targets; make fuzz-smoke runs them
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+SBINDIR	?= $(PREFIX)/sbin
+BINDIR	?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+
+CC	?= cc
+PKGS	 = libevent libevent_openssl libssl libcrypto libcares
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS	 = $(PKG_LIBS) -lcrypt -lpthread
+
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wno-unused-parameter
+HARDEN	 = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE \
+	   -fstack-clash-protection
+BASEFLAGS = -std=c17 -D_GNU_SOURCE -g $(WARN) $(PKG_CFLAGS)
+CFLAGS	?= -O2
+ALL_CFLAGS = $(BASEFLAGS) $(CFLAGS) $(HARDEN)
+LDHARDEN = -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+
+ASAN_FLAGS = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	     -fno-sanitize-recover=undefined
+
+BUILD	?= build
+
+LIB_SRCS    := $(wildcard src/lib/*.c)
+COMMON_SRCS := $(wildcard src/common/*.c)
+DAEMON_SRCS := $(filter-out src/master/main.c, \
+		 $(wildcard src/master/*.c src/smtp_in/*.c src/queue/*.c \
+		 src/local/*.c))
+CTL_SRCS    := $(filter-out src/ctl/moatctl.c src/ctl/sendmail.c, \
+		 $(wildcard src/ctl/*.c))
+CORE_SRCS   := $(LIB_SRCS) $(COMMON_SRCS) $(DAEMON_SRCS)
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+
+PROGS = $(BUILD)/moatd $(BUILD)/moatctl $(BUILD)/moat-sendmail
+
+.PHONY: all deps run check unit integration asan integration-asan fuzz \
+	fuzz-smoke install clean bench bench-quick lint
+
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/moatd: $(call obj,$(BUILD),$(CORE_SRCS) src/master/main.c)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LIBS)
+
+$(BUILD)/moatctl: $(call obj,$(BUILD),$(LIB_SRCS) $(COMMON_SRCS) \
+		$(CTL_SRCS) src/ctl/moatctl.c)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LIBS)
+
+$(BUILD)/moat-sendmail: $(call obj,$(BUILD),$(LIB_SRCS) $(COMMON_SRCS) \
+		$(CTL_SRCS) src/ctl/sendmail.c)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LIBS)
+
+$(BUILD)/mailq: $(BUILD)/moat-sendmail
+	ln -sf moat-sendmail $@
+
+# ASan+UBSan build of the same programs, for the second integration run
+ASAN_PROGS = $(BUILD)/asan/moatd $(BUILD)/asan/moatctl \
+	     $(BUILD)/asan/moat-sendmail
+
+$(BUILD)/asan/moatd: $(call obj,$(BUILD)/asan,$(CORE_SRCS) src/master/main.c)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/asan/moatctl: $(call obj,$(BUILD)/asan,$(LIB_SRCS) $(COMMON_SRCS) \
+		$(CTL_SRCS) src/ctl/moatctl.c)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/asan/moat-sendmail: $(call obj,$(BUILD)/asan,$(LIB_SRCS) \
+		$(COMMON_SRCS) $(CTL_SRCS) src/ctl/sendmail.c)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+asan: $(ASAN_PROGS) $(BUILD)/asan/mailq
+$(BUILD)/asan/mailq: $(BUILD)/asan/moat-sendmail
+	ln -sf moat-sendmail $@
+
+# unit tests: one table-driven program per module, linked with the core
+UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+$(BUILD)/unit/%: tests/unit/%.c $(call obj,$(BUILD)/asan,$(CORE_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $^ $(LIBS)
+
+deps:
+	@sh mk/deps.sh
+
+unit: $(UNIT_BINS)
+	@sh mk/run-unit.sh $(UNIT_BINS)
+
+integration: all $(BUILD)/mailq
+	MOAT_BUILD=$(CURDIR)/$(BUILD) sh mk/run-pytest.sh
+
+integration-asan: asan
+	MOAT_BUILD=$(CURDIR)/$(BUILD)/asan MOAT_ASAN=1 sh mk/run-pytest.sh
+
+check: deps
+	$(MAKE) all $(BUILD)/mailq
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) integration-asan
+	$(MAKE) fuzz-smoke
+
+run: deps all $(BUILD)/mailq
+	@sh mk/run-dev.sh
+
+# libFuzzer targets: clang, ASan+UBSan, core sources rebuilt with clang
+FUZZ_CC	    = clang
+FUZZ_FLAGS  = -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	      -fno-omit-frame-pointer
+FUZZ_BINS   = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE $(PKG_CFLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(call obj,$(BUILD)/fuzz,$(CORE_SRCS))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
+	    -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+FUZZ_SECONDS ?= 10
+fuzz-smoke: fuzz
+	@sh mk/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/moat $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/moatd $(DESTDIR)$(SBINDIR)/moatd
+	install -m 755 $(BUILD)/moatctl $(DESTDIR)$(SBINDIR)/moatctl
+	install -m 755 $(BUILD)/moat-sendmail $(DESTDIR)$(SBINDIR)/moat-sendmail
+	ln -sf $(SBINDIR)/moat-sendmail $(DESTDIR)$(BINDIR)/mailq
+	test -e $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf || \
+	    install -m 644 etc/moat.conf $(DESTDIR)$(SYSCONFDIR)/moat/moat.conf
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    etc/moat.service > $(DESTDIR)$(UNITDIR)/moat.service
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

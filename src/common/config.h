@@ -1,0 +1,178 @@
+/*
+ * config.h - moat configuration: one struct, parsed once in the master.
+ *
+ * Format (DESIGN.md): "key = value" lines, '#' comments, lists separated
+ * by commas and/or spaces, durations "30s 5m 4h 5d" (bare number =
+ * seconds), sizes "26214400" or "25M" (K, M, G; powers of 1024).
+ * Relative paths are resolved against the directory moatd was started
+ * in, at parse time, so every path in struct config is absolute.
+ *
+ * Every error is reported as "FILE:LINE: reason" and parsing goes on to
+ * report all errors in one pass (STYLE.md 9).
+ *
+ * The roles are forked from the master and inherit the parsed struct;
+ * nothing in it is re-read after privileges are dropped, except the
+ * maps the master loaded for them.
+ */
+#ifndef MOAT_CONFIG_H
+#define MOAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#define CONF_HOSTNAME_MAX	255
+#define CONF_VERB_MAX		16
+#define CONF_FILTER_MAX		32	/* entries in command_filter */
+
+/* one listening address */
+struct listen_addr {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 text[80];	/* as written: "127.0.0.1:2525" */
+};
+
+/* a network in CIDR form; family AF_INET or AF_INET6 */
+struct cidr {
+	int		 family;
+	uint8_t		 addr[16];	/* network byte order, masked */
+	unsigned	 prefix;
+};
+
+/* one allowed verb of the command filter */
+struct filter_rule {
+	char		 verb[CONF_VERB_MAX];	/* upper case */
+	size_t		 maxarg;		/* longest argument, octets */
+};
+
+enum transport_kind {
+	TR_SMTP_MX,	/* "smtp": MX lookup of the recipient domain */
+	TR_SMTP_HOST,	/* "smtp:host": MX lookup of host */
+	TR_SMTP_FIXED,	/* "smtp:[host]:port": that host, no MX */
+	TR_MAILDIR,	/* "maildir:/path/%d/%u" */
+	TR_ERROR	/* "error:5.1.1 text" */
+};
+
+/* a next hop, the right-hand side of a transport_map line */
+struct nexthop {
+	enum transport_kind	 kind;
+	char			*host;	/* TR_SMTP_HOST, TR_SMTP_FIXED */
+	unsigned		 port;	/* TR_SMTP_FIXED; 0 = remote_smtp_port */
+	char			*path;	/* TR_MAILDIR template, absolute */
+	char			*text;	/* TR_ERROR: "5.1.1 text" */
+	int			 code;	/* TR_ERROR: 4xx or 5xx from the status */
+};
+
+/* one transport_map line */
+struct transport_entry {
+	char		*pattern;	/* lower case, no trailing dot;
+					   ".example.test" = subdomains,
+					   "*" = default */
+	struct nexthop	 hop;
+	unsigned	 line;
+};
+
+struct transport_map {
+	struct transport_entry	*v;
+	size_t			 n;
+};
+
+enum outbound_tls {
+	OTLS_MAY,
+	OTLS_ENCRYPT,
+	OTLS_VERIFY
+};
+
+struct config {
+	char			*file;		/* absolute path of the file */
+	char			 hostname[CONF_HOSTNAME_MAX + 1];
+
+	struct listen_addr	*listen;
+	size_t			 nlisten;
+	struct listen_addr	*submission_listen;
+	size_t			 nsubmission_listen;
+	struct listen_addr	*smtps_listen;
+	size_t			 nsmtps_listen;
+
+	char			*user;		/* default "moat" */
+	char			*spool_dir;	/* default "/var/spool/moat" */
+
+	char			**local_domains; /* lower case, no dot */
+	size_t			 nlocal_domains;
+	struct cidr		*relay_networks;
+	size_t			 nrelay_networks;
+
+	char			*transport_map_file;
+	struct transport_map	 transport;	/* loaded from the file */
+	struct nexthop		 relay_host;	/* kind TR_SMTP_* */
+	int			 has_relay_host;
+
+	struct listen_addr	*dns_servers;	/* none = /etc/resolv.conf */
+	size_t			 ndns_servers;
+	unsigned		 remote_smtp_port;
+
+	char			*tls_cert_file;
+	char			*tls_key_file;
+	enum outbound_tls	 outbound_tls;
+	char			*auth_users_file;
+
+	size_t			 message_size_limit;
+	size_t			 max_recipients;
+	size_t			 max_connections;
+	size_t			 max_connections_per_ip;
+	size_t			 max_errors;	/* errors before 421 + close */
+
+	struct filter_rule	 filter[CONF_FILTER_MAX];
+	size_t			 nfilter;
+
+	time_t			 command_timeout;
+	time_t			 data_timeout;
+	time_t			 queue_lifetime;
+	time_t			 delay_warning;
+	time_t			 retry_min;
+	time_t			 retry_max;
+
+	int			 log_syslog;	/* log = syslog */
+};
+
+/*
+ * config_load - parse file into a fresh struct config.  Errors are
+ * written to errf as "FILE:LINE: reason" lines (all of them), and NULL
+ * is returned if there was any.  Loads the transport map too.
+ */
+struct config	*config_load(const char *file, FILE *errf);
+void		 config_free(struct config *);
+
+/* config_filter_find - the rule for verb (len octets, any case) or NULL */
+const struct filter_rule *config_filter_find(const struct config *,
+		    const char *verb, size_t len);
+
+/* config_is_local_domain - domain (len octets, any case, trailing dot ok) */
+int		 config_is_local_domain(const struct config *,
+		    const char *domain, size_t len);
+
+/* config_in_relay_networks - is the address in relay_networks? */
+int		 config_in_relay_networks(const struct config *,
+		    const struct sockaddr *);
+
+/*
+ * transport_lookup - next hop for domain (len octets, any case):
+ * exact match, then ".parent" entries from the closest parent up, then
+ * "*"; NULL if none.  Callers fall back to relay_host, then TR_SMTP_MX.
+ */
+const struct nexthop *transport_lookup(const struct transport_map *,
+		    const char *domain, size_t len);
+
+/* parse helpers, exported for the unit tests and other map parsers */
+int	config_parse_duration(const char *, time_t *);
+int	config_parse_size(const char *, size_t *);
+int	config_parse_cidr(const char *, struct cidr *);
+int	config_parse_hostport(const char *, unsigned defport,
+	    struct listen_addr *);
+int	config_parse_nexthop(const char *, struct nexthop *,
+	    const char **why);
+int	cidr_match(const struct cidr *, const struct sockaddr *);
+
+#endif

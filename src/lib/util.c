@@ -1,0 +1,101 @@
+/*
+ * util.c - small system helpers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int
+fd_nonblock(int fd)
+{
+	int	 fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ? -1 : 0;
+}
+
+int
+fd_cloexec(int fd)
+{
+	int	 fl;
+
+	if ((fl = fcntl(fd, F_GETFD)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1 ? -1 : 0;
+}
+
+int
+write_all(int fd, const void *p, size_t len)
+{
+	const char	*c = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, c, len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+fsync_dir(const char *path)
+{
+	int	 fd, r, saved;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+int
+mem_casecmp(const void *a, const void *b, size_t len)
+{
+	const unsigned char	*x = a, *y = b;
+	unsigned char		 c, d;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		c = x[i] >= 'A' && x[i] <= 'Z' ? x[i] + 32 : x[i];
+		d = y[i] >= 'A' && y[i] <= 'Z' ? y[i] + 32 : y[i];
+		if (c != d)
+			return c < d ? -1 : 1;
+	}
+	return 0;
+}
+
+void
+mem_ascii_lower(char *p, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			p[i] = (char)(p[i] + 32);
+}
+
+char *
+str_dup_len(const char *p, size_t len)
+{
+	char	*s;
+
+	if ((s = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}

@@ -1,0 +1,25 @@
+/*
+ * util.h - small system helpers without mail knowledge.
+ */
+#ifndef MOAT_UTIL_H
+#define MOAT_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* fd_nonblock - set O_NONBLOCK; 0 or -1 */
+int	fd_nonblock(int fd);
+/* fd_cloexec - set FD_CLOEXEC; 0 or -1 */
+int	fd_cloexec(int fd);
+/* write_all - write everything, retrying EINTR; 0 or -1 */
+int	write_all(int fd, const void *, size_t);
+/* fsync_dir - open a directory read-only and fsync it; 0 or -1 */
+int	fsync_dir(const char *path);
+/* mem_casecmp - ASCII case-insensitive compare of equal-length slices */
+int	mem_casecmp(const void *, const void *, size_t);
+/* mem_ascii_lower - lower-case ASCII in place */
+void	mem_ascii_lower(char *, size_t);
+/* str_dup_len - malloc'd NUL-terminated copy of len octets or NULL */
+char	*str_dup_len(const char *, size_t);
+
+#endif
