@@ -177,8 +177,22 @@ panic(const char *fmt, ...)
 	abort();
 }
 
+static char	*log_escape(const char *, size_t, char *, size_t, int);
+
 char *
 log_sanitize(const char *p, size_t len, char *out, size_t outsz)
+{
+	return log_escape(p, len, out, outsz, 0);
+}
+
+char *
+log_sanitize_text(const char *p, size_t len, char *out, size_t outsz)
+{
+	return log_escape(p, len, out, outsz, 1);
+}
+
+static char *
+log_escape(const char *p, size_t len, char *out, size_t outsz, int spaces)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t		 i, o = 0;
@@ -188,7 +202,8 @@ log_sanitize(const char *p, size_t len, char *out, size_t outsz)
 		return out;
 	for (i = 0; i < len; i++) {
 		c = (unsigned char)p[i];
-		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+		if (((c > 0x20 && c < 0x7f) || (c == ' ' && spaces)) &&
+		    c != '"' && c != '\\') {
 			if (o + 1 >= outsz)
 				goto trunc;
 			out[o++] = (char)c;

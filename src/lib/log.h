@@ -36,5 +36,8 @@ void	panic(const char *, ...)
  * "..." when it does not fit.  Returns out.
  */
 char	*log_sanitize(const char *p, size_t len, char *out, size_t outsz);
+/* log_sanitize_text - the same, but spaces are kept: for "quoted" values */
+char	*log_sanitize_text(const char *p, size_t len, char *out,
+	    size_t outsz);
 
 #endif
