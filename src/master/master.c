@@ -106,6 +106,7 @@ static const char *const role_names[] = {
 };
 
 static long long now_ms(void);
+static void	raise_nofile(void);
 static int	master_identity(struct master *);
 static int	pidfile_write(struct master *);
 static int	listeners_open(struct master *, struct config *,
@@ -160,6 +161,7 @@ master_run(const char *conf_path, struct config *conf)
 
 	if (master_identity(&m) == -1)
 		return 1;
+	raise_nofile();
 	if (spool_create(conf->spool_dir, m.uid, m.gid) == -1)
 		fatalx("event=start reason=\"cannot create spool %s\"",
 		    conf->spool_dir);
@@ -216,6 +218,19 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* raise_nofile - sessions need descriptors: soft limit up to the hard */
+static void
+raise_nofile(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("event=start setrlimit NOFILE");
+	}
 }
 
 /* master_identity - root runs roles as conf->user, others as themselves */
