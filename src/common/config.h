@@ -143,6 +143,13 @@ struct config {
  * is returned if there was any.  Loads the transport map too.
  */
 struct config	*config_load(const char *file, FILE *errf);
+/*
+ * config_load_mem - the same from len octets at p (at most 1 MiB);
+ * name is used in messages and, made absolute, as c->file.  For the
+ * fuzzer and the unit tests.
+ */
+struct config	*config_load_mem(const char *name, const char *p,
+		    size_t len, FILE *errf);
 void		 config_free(struct config *);
 
 /* config_filter_find - the rule for verb (len octets, any case) or NULL */
