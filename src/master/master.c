@@ -24,6 +24,7 @@
  * smtp-in starts on the (re)bound listeners, the old one drains
  * (SIGUSR2: finishes its sessions), and the delivery group is restarted.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -107,6 +108,7 @@ static const char *const role_names[] = {
 
 static long long now_ms(void);
 static void	raise_nofile(void);
+static void	spool_clean_tmp(const char *);
 static int	master_identity(struct master *);
 static int	pidfile_write(struct master *);
 static int	listeners_open(struct master *, struct config *,
@@ -167,6 +169,7 @@ master_run(const char *conf_path, struct config *conf)
 		    conf->spool_dir);
 	if (pidfile_write(&m) == -1)
 		return 1;
+	spool_clean_tmp(conf->spool_dir);
 	if (stats_init() == -1)
 		fatal("event=start stats_init");
 	if (listeners_open(&m, conf, &m.listeners, &m.nlisteners) == -1 ||
@@ -231,6 +234,37 @@ raise_nofile(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 			log_warn("event=start setrlimit NOFILE");
 	}
+}
+
+/*
+ * spool_clean_tmp - before any role runs, every file in tmp/ is the
+ * remains of a transaction that never got its 250 (a crash or kill):
+ * remove them, so that they can never be taken for mail.
+ */
+static void
+spool_clean_tmp(const char *spool)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int		 dfd;
+	size_t		 n = 0;
+	char		 path[4096];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/tmp", spool) >=
+	    sizeof(path))
+		return;
+	if ((d = opendir(path)) == NULL)
+		return;
+	dfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n > 0)
+		log_info("event=start removed_unfinished=%zu dir=tmp", n);
 }
 
 /* master_identity - root runs roles as conf->user, others as themselves */
