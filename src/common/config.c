@@ -179,6 +179,7 @@ static const struct nexthop *map_find(const struct transport_map *,
 		    const char *, size_t);
 static void	 transport_free(struct transport_map *);
 static int	 prefix_match(const uint8_t *, const uint8_t *, unsigned);
+static unsigned	 la_port(const struct listen_addr *);
 
 #define OFF(f)	offsetof(struct config, f)
 #define FIELD(c, kw, type)	((type *)(void *)((char *)(c) + (kw)->off))
@@ -535,8 +536,9 @@ config_parse_cidr(const char *s, struct cidr *c)
 
 /*
  * config_parse_hostport - "host:port", "[v6]:port", "*:port" (= 0.0.0.0)
- * or a bare address with defport (0 = a port is required).  Numeric
- * addresses only: no DNS at config time.  la->text gets the normalised
+ * or a bare address with defport (0 = a port is required).  An
+ * explicit port 0 is accepted: binding it lets the kernel choose.
+ * Numeric addresses only: no DNS at config time.  la->text gets the normalised
  * form ("0.0.0.0:25", "[::1]:2525").  0 or -1.
  */
 int
@@ -570,9 +572,11 @@ config_parse_hostport(const char *s, unsigned defport, struct listen_addr *la)
 		return -1;
 	memcpy(h, s, hlen);
 	h[hlen] = '\0';
-	if (ps != NULL && (parse_ull(ps, &end, &port) == -1 || *end != '\0'))
+	if (ps != NULL && (parse_ull(ps, &end, &port) == -1 ||
+	    *end != '\0' || end - ps > 5))
 		return -1;
-	if (port == 0 || port > 65535)
+	/* an explicit port 0 lets the kernel pick one (tests) */
+	if ((ps == NULL && port == 0) || port > 65535)
 		return -1;
 	if (strcmp(h, "*") == 0)
 		memcpy(h, "0.0.0.0", sizeof("0.0.0.0"));
@@ -1036,13 +1040,17 @@ kw_item(struct parse *ps, const struct keyword *kw, void *arr, size_t i,
 {
 	char			 q[CONF_QUOTE_MAX];
 	struct filter_rule	*fr = arr;
+	struct listen_addr	*la;
 	char			**dv = arr;
 	size_t			 j, len = strlen(tok);
 
 	switch (kw->type) {
 	case KW_ADDRS:
-		if (config_parse_hostport(tok, kw->defport,
-		    (struct listen_addr *)arr + i) == 0)
+		/* a resolver on "port 0" is a typo, not a wish */
+		la = (struct listen_addr *)arr + i;
+		if (config_parse_hostport(tok, kw->defport, la) == 0 &&
+		    (strcmp(kw->name, "dns_servers") != 0 ||
+		    la_port(la) != 0))
 			return 0;
 		conf_err(ps, "bad address \"%s\" in %s",
 		    quote(tok, q, sizeof(q)), kw->name);
@@ -1348,17 +1356,14 @@ check_semantics(struct parse *ps, struct config *c)
 	if ((l1 != 0) != (l2 != 0))
 		conf_errl(ps, l1 > l2 ? l1 : l2, "tls_cert_file and "
 		    "tls_key_file go together");
-	/* RFC 6409 4.3, RFC 8314 3.3: submission needs TLS and AUTH */
-	l1 = kw_line(ps, "submission_listen");
-	if (c->nsubmission_listen > 0 &&
-	    (c->tls_cert_file == NULL || c->auth_users_file == NULL))
-		conf_errl(ps, l1, "submission_listen needs tls_cert_file, "
-		    "tls_key_file and auth_users_file");
-	l1 = kw_line(ps, "smtps_listen");
-	if (c->nsmtps_listen > 0 &&
-	    (c->tls_cert_file == NULL || c->auth_users_file == NULL))
-		conf_errl(ps, l1, "smtps_listen needs tls_cert_file, "
-		    "tls_key_file and auth_users_file");
+	/*
+	 * RFC 8314 3.3: implicit TLS cannot work without a certificate.
+	 * (A submission port without one is useless but safe: MAIL needs
+	 * STARTTLS and AUTH first, so it is not refused here.)
+	 */
+	if (c->nsmtps_listen > 0 && c->tls_cert_file == NULL)
+		conf_errl(ps, kw_line(ps, "smtps_listen"), "smtps_listen "
+		    "needs tls_cert_file and tls_key_file");
 	if (!kw_bad(ps, "listen") && !kw_bad(ps, "submission_listen") &&
 	    !kw_bad(ps, "smtps_listen") && c->nlisten == 0 &&
 	    c->nsubmission_listen == 0 && c->nsmtps_listen == 0)
@@ -1838,4 +1843,19 @@ prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix)
 		return 1;
 	mask = (uint8_t)(0xff00u >> rest);
 	return (a[full] & mask) == net[full];
+}
+
+/* la_port - the port of a parsed address, host order */
+static unsigned
+la_port(const struct listen_addr *la)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+
+	if (la->ss.ss_family == AF_INET) {
+		sin = (const struct sockaddr_in *)(const void *)&la->ss;
+		return ntohs(sin->sin_port);
+	}
+	sin6 = (const struct sockaddr_in6 *)(const void *)&la->ss;
+	return ntohs(sin6->sin6_port);
 }

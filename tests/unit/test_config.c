@@ -282,7 +282,8 @@ test_hostports(void)
 		{ "[127.0.0.1]:26", 0, 0, AF_INET, 26, "127.0.0.1:26" },
 		{ "127.0.0.1", 0, -1, 0, 0, NULL },
 		{ "localhost:25", 0, -1, 0, 0, NULL },
-		{ "1.2.3.4:0", 0, -1, 0, 0, NULL },
+		{ "127.0.0.1:0", 0, 0, AF_INET, 0, "127.0.0.1:0" },
+		{ "1.2.3.4:000025", 0, -1, 0, 0, NULL },
 		{ "1.2.3.4:65536", 0, -1, 0, 0, NULL },
 		{ "1.2.3.4:", 25, -1, 0, 0, NULL },
 		{ "1.2.3.4:2x", 0, -1, 0, 0, NULL },
@@ -684,12 +685,10 @@ test_bad(void)
 		    "2h is greater than retry_max 90m\n" },
 		{ "tls_cert_file = a.pem\n", "t.conf:1: tls_cert_file and "
 		    "tls_key_file go together\n" },
-		{ "submission_listen = 127.0.0.1\n", "t.conf:1: "
-		    "submission_listen needs tls_cert_file, tls_key_file and "
-		    "auth_users_file\n" },
-		{ "smtps_listen = 127.0.0.1\ntls_cert_file = c\n"
-		    "tls_key_file = k\n", "t.conf:1: smtps_listen needs "
-		    "tls_cert_file, tls_key_file and auth_users_file\n" },
+		{ "smtps_listen = 127.0.0.1\n", "t.conf:1: smtps_listen "
+		    "needs tls_cert_file and tls_key_file\n" },
+		{ "dns_servers = 127.0.0.1:0\n", "t.conf:1: bad address "
+		    "\"127.0.0.1:0\" in dns_servers\n" },
 		{ "transport_map = /nonexistent/map\n", "t.conf:1: "
 		    "transport_map /nonexistent/map: cannot read: No such "
 		    "file or directory\n" },
