@@ -1,0 +1,632 @@
+/*
+ * smtp_data.c - message content: DATA and BDAT streaming into the
+ * spool, the Received header, and the group-commit threads.
+ *
+ * Content is never held whole in memory: every read is run through
+ * data_scan() and its output goes straight to spool_msg_write() (which
+ * buffers at most 64 KiB).  Bare CR or LF anywhere, a text line over
+ * 1000 octets or a size over message_size_limit do not stop the reading
+ * (the client is still sending); the file is dropped at once and the
+ * verdict given after the end of the content (RFC 5321 4.1.1.4, 4.5.3.1.6;
+ * SMTP smuggling: only CRLF.CRLF ends DATA, enforced by data_scan()).
+ *
+ * Durability (DESIGN.md principle 2): "250 queued" is sent only after
+ * spool_msg_finish() (fsync of the file), spool_msg_commit() (rename to
+ * incoming/) and spool_dir_sync("incoming") succeeded.  These block on
+ * the disk, so they run on COMMIT_THREADS threads.  Each thread takes
+ * every transaction that is ready (group commit), fsyncs each file,
+ * renames them all and fsyncs incoming/ once for the batch, then hands
+ * the batch back to the loop through an eventfd.  While a transaction
+ * is with the threads the loop does not touch it (SMTP_ST_COMMIT).
+ */
+#include <sys/eventfd.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "../lib/log.h"
+#include "../common/spool.h"
+#include "../common/stats.h"
+#include "smtp_in.h"
+
+#define COMMIT_THREADS	4	/* concurrent batches; fsync is I/O bound */
+#define DATA_IOV	16	/* evbuffer chains scanned per pass */
+#define DS_REJECT	(DS_BARE_CR | DS_BARE_LF | DS_LONG_LINE)
+#define HDR_MAX		2048	/* the Received header */
+
+static int	txn_open(struct smtp_session *);
+static int	received_header(struct smtp_session *, struct smtp_txn *);
+static size_t	rfc5322_date(time_t, char *, size_t);
+static void	field_copy(char *, size_t, const char *);
+static int	data_out(void *, const char *, size_t);
+static void	data_drop_file(struct smtp_txn *);
+static const char *data_verdict(struct smtp_txn *, const char **);
+static void	data_end(struct smtp_session *);
+static void	bdat_chunk_end(struct smtp_session *);
+static int	bdat_parse(const struct smtp_cmd *, uint64_t *, int *);
+static void	commit_submit(struct smtp_txn *);
+static void	*commit_main(void *);
+static void	commit_batch(struct smtp_txn *);
+static void	commit_ready(evutil_socket_t, short, void *);
+static void	commit_complete(struct smtp_session *);
+
+static pthread_mutex_t	 commit_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 commit_cv = PTHREAD_COND_INITIALIZER;
+static struct smtp_txn	*commit_pending;	/* loop -> threads */
+static struct smtp_txn	**commit_pending_tail = &commit_pending;
+static struct smtp_txn	*commit_done;		/* threads -> loop */
+static struct smtp_txn	**commit_done_tail = &commit_done;
+static int		 commit_efd = -1;
+static struct event	*commit_ev;
+
+/*
+ * smtp_cmd_data - DATA (RFC 5321 4.1.1.4): open the spool file, write
+ * the Received header, answer 354 and stream.
+ */
+void
+smtp_cmd_data(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (txn_open(s) == -1) {
+		smtp_txn_free(s);
+		smtp_enter_state(s, SMTP_ST_HELO);
+		smtp_reply(s, "451 4.3.0 Local error in processing");
+		return;
+	}
+	s->txn->flags |= TF_DATA;
+	data_scan_init(&s->txn->scan, DSM_DATA);
+	smtp_enter_state(s, SMTP_ST_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/*
+ * smtp_cmd_bdat - BDAT size [LAST] (RFC 3030 2).  A chunk that is
+ * refused is still read and discarded (s->discard), so that its octets
+ * are never taken for commands.
+ */
+void
+smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char	*why = NULL;
+	uint64_t	 n;
+	int		 last;
+
+	if (bdat_parse(c, &n, &last) == -1) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	switch (s->state) {
+	case SMTP_ST_CONNECTED:
+		why = "Send HELO/EHLO first";
+		break;
+	case SMTP_ST_HELO:
+		why = "Need MAIL command";
+		break;
+	case SMTP_ST_MAIL:
+		why = "No valid recipients";
+		break;
+	case SMTP_ST_RCPT:
+	case SMTP_ST_CHUNKING:
+		break;
+	default:
+		panic("smtp_cmd_bdat: state %s", smtp_state_name(s->state));
+	}
+	if (why != NULL) {
+		s->discard = n;
+		smtp_reply_error(s, "503 5.5.1 %s", why);
+		return;
+	}
+	if (s->state == SMTP_ST_RCPT) {
+		if (txn_open(s) == -1) {
+			s->discard = n;
+			smtp_txn_free(s);
+			smtp_enter_state(s, SMTP_ST_HELO);
+			smtp_reply(s, "451 4.3.0 Local error in processing");
+			return;
+		}
+		s->txn->flags |= TF_BDAT;
+		data_scan_init(&s->txn->scan, DSM_BDAT);
+	}
+	s->txn->bdat_left = n;
+	if (last)
+		s->txn->flags |= TF_LAST;
+	smtp_enter_state(s, SMTP_ST_BDAT);
+	if (n == 0)
+		bdat_chunk_end(s);
+}
+
+/* bdat_parse - "size" or "size LAST"; size is 1..20 digits, no overflow */
+static int
+bdat_parse(const struct smtp_cmd *c, uint64_t *n, int *last)
+{
+	size_t	 i;
+	unsigned d;
+
+	*n = 0;
+	*last = 0;
+	for (i = 0; i < c->arglen && c->arg[i] >= '0' && c->arg[i] <= '9';
+	    i++) {
+		d = (unsigned)(c->arg[i] - '0');
+		if (*n > (UINT64_MAX - d) / 10)
+			return -1;
+		*n = *n * 10 + d;
+	}
+	if (i == 0)
+		return -1;
+	if (i == c->arglen)
+		return 0;
+	if (c->arglen - i == 5 && c->arg[i] == ' ' &&
+	    (c->arg[i + 1] | 0x20) == 'l' && (c->arg[i + 2] | 0x20) == 'a' &&
+	    (c->arg[i + 3] | 0x20) == 's' && (c->arg[i + 4] | 0x20) == 't') {
+		*last = 1;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * smtp_data_input - stream DATA content from the input buffer.  Stops
+ * after CRLF.CRLF, leaving pipelined commands in the buffer.  Returns 1
+ * if input was consumed, 0 if more is needed.
+ */
+int
+smtp_data_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec	 v[DATA_IOV];
+	struct smtp_txn		*t = s->txn;
+	size_t			 total = 0, used;
+	int			 i, n;
+
+	if (evbuffer_get_length(in) == 0)
+		return 0;
+	n = evbuffer_peek(in, -1, NULL, v, DATA_IOV);
+	if (n > DATA_IOV)
+		n = DATA_IOV;
+	for (i = 0; i < n && !t->scan.done; i++) {
+		used = 0;
+		(void)data_scan(&t->scan, v[i].iov_base, v[i].iov_len, &used,
+		    data_out, t);
+		total += used;
+	}
+	evbuffer_drain(in, total);
+	STATS_ADD(bytes_received, total);
+	if ((t->scan.errors & DS_REJECT) && (t->flags & TF_OPEN))
+		data_drop_file(t);
+	if (t->scan.done) {
+		data_end(s);
+		return 1;
+	}
+	return total > 0;
+}
+
+/*
+ * smtp_bdat_input - read the octets of the current BDAT chunk, exactly
+ * bdat_left of them, over as many reads as it takes.
+ */
+int
+smtp_bdat_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec	 v[DATA_IOV];
+	struct smtp_txn		*t = s->txn;
+	size_t			 len, want, total = 0, k, used;
+	int			 i, n;
+
+	if ((len = evbuffer_get_length(in)) == 0)
+		return 0;
+	want = t->bdat_left < len ? (size_t)t->bdat_left : len;
+	n = evbuffer_peek(in, (ssize_t)want, NULL, v, DATA_IOV);
+	if (n > DATA_IOV)
+		n = DATA_IOV;
+	for (i = 0; i < n && total < want; i++) {
+		k = v[i].iov_len < want - total ? v[i].iov_len : want - total;
+		(void)data_scan(&t->scan, v[i].iov_base, k, &used, data_out,
+		    t);
+		total += k;
+	}
+	evbuffer_drain(in, total);
+	STATS_ADD(bytes_received, total);
+	t->bdat_left -= total;
+	if ((t->scan.errors & DS_REJECT) && (t->flags & TF_OPEN))
+		data_drop_file(t);
+	if (t->bdat_left == 0)
+		bdat_chunk_end(s);
+	return total > 0;
+}
+
+/*
+ * data_out - scanner output: content octets, dot-unstuffed.  Counts
+ * them against the size limit and writes them unless the message is
+ * already lost (then they are only counted away).
+ */
+static int
+data_out(void *arg, const char *p, size_t len)
+{
+	struct smtp_txn	*t = arg;
+	size_t		 limit = smtp_srv->conf->message_size_limit;
+
+	if (t->flags & TF_OVERSIZE)
+		return 0;
+	if (len > limit || t->size > limit - len) {
+		t->flags |= TF_OVERSIZE;
+		if (t->flags & TF_OPEN)
+			data_drop_file(t);
+		return 0;
+	}
+	t->size += len;
+	if (!(t->flags & TF_OPEN))
+		return 0;
+	if (spool_msg_write(&t->msg, p, len) == -1) {
+		log_warn("event=error qid=%s error=spool_write", t->env.qid);
+		t->flags |= TF_IOERR;
+		data_drop_file(t);
+	}
+	return 0;
+}
+
+/* data_drop_file - the message is refused: free the disk at once */
+static void
+data_drop_file(struct smtp_txn *t)
+{
+	spool_msg_abort(&t->msg);
+	t->flags &= ~TF_OPEN;
+}
+
+/* data_verdict - refusal reply and log reason, or NULL if acceptable */
+static const char *
+data_verdict(struct smtp_txn *t, const char **reason)
+{
+	if (t->scan.errors & (DS_BARE_CR | DS_BARE_LF)) {
+		*reason = "bare_lf";
+		return "550 5.6.0 Message contains bare CR or LF";
+	}
+	if (t->scan.errors & DS_LONG_LINE) {
+		*reason = "long_line";
+		return "550 5.6.0 Line too long";
+	}
+	if (t->flags & TF_OVERSIZE) {
+		*reason = "size";
+		return "552 5.3.4 Message size exceeds fixed limit";
+	}
+	if (t->flags & TF_IOERR) {
+		*reason = "spool_write";
+		return "451 4.3.0 Local error in processing";
+	}
+	*reason = NULL;
+	return NULL;
+}
+
+/*
+ * data_end - the content is complete (DATA's CRLF.CRLF or BDAT LAST):
+ * refuse it, or hand it to the commit threads.
+ */
+static void
+data_end(struct smtp_session *s)
+{
+	struct smtp_txn	*t = s->txn;
+	const char	*reply, *reason;
+
+	if ((reply = data_verdict(t, &reason)) != NULL) {
+		log_info("event=reject qid=%s client=%s reason=%s%s size=%llu "
+		    "sid=%lu", t->env.qid, s->addrtext, reason,
+		    (t->scan.errors & DS_BARE_CR) ? " detail=bare_cr" :
+		    (t->scan.errors & DS_BARE_LF) ? " detail=bare_lf" : "",
+		    (unsigned long long)t->size, s->id);
+		STATS_ADD(msg_rejected, 1);
+		smtp_txn_free(s);
+		smtp_enter_state(s, SMTP_ST_HELO);
+		smtp_reply(s, "%s", reply);
+		return;
+	}
+	if (t->scan.errors & DS_NUL)
+		log_info("event=note qid=%s client=%s note=nul_in_content "
+		    "sid=%lu", t->env.qid, s->addrtext, s->id);
+	smtp_enter_state(s, SMTP_ST_COMMIT);
+	commit_submit(t);
+}
+
+/* bdat_chunk_end - all octets of one chunk are in */
+static void
+bdat_chunk_end(struct smtp_session *s)
+{
+	struct smtp_txn	*t = s->txn;
+	const char	*reason;
+
+	if (t->flags & TF_LAST) {
+		(void)data_scan_end(&t->scan, data_out, t);
+		if ((t->scan.errors & DS_REJECT) && (t->flags & TF_OPEN))
+			data_drop_file(t);
+		data_end(s);
+		return;
+	}
+	if (data_verdict(t, &reason) != NULL) {
+		/* no point reading more chunks into a lost message */
+		data_end(s);
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_CHUNKING);
+	smtp_reply(s, "250 2.0.0 %llu octets received",
+	    (unsigned long long)t->size);
+}
+
+/*
+ * txn_open - complete the envelope, create tmp/QID and write the
+ * Received header (RFC 5321 4.4).
+ */
+static int
+txn_open(struct smtp_session *s)
+{
+	struct smtp_txn	*t = s->txn;
+	struct envelope	*e = &t->env;
+
+	e->arrival = time(NULL);
+	field_copy(e->client_addr, sizeof(e->client_addr), s->addrtext);
+	field_copy(e->client_name, sizeof(e->client_name), "unknown");
+	field_copy(e->helo, sizeof(e->helo), s->helo ? s->helo : "");
+	field_copy(e->proto, sizeof(e->proto), (s->flags & SF_TLS) ?
+	    "ESMTPS" : (s->flags & SF_ESMTP) ? "ESMTP" : "SMTP");
+	if (spool_msg_open(&t->msg, e, "tmp", "") == -1) {
+		log_warn("event=error client=%s sid=%lu error=spool_open",
+		    s->addrtext, s->id);
+		return -1;
+	}
+	t->flags |= TF_OPEN;
+	if (received_header(s, t) == -1) {
+		log_warn("event=error qid=%s client=%s error=spool_write",
+		    e->qid, s->addrtext);
+		data_drop_file(t);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * received_header - "Received: from HELO (unknown [IP])", the TLS
+ * protocol and cipher when any, "by HOSTNAME with PROTO id QID", and
+ * "for <rcpt>" only with a single recipient (RFC 5321 4.4, 7.2).
+ */
+static int
+received_header(struct smtp_session *s, struct smtp_txn *t)
+{
+	const struct envelope	*e = &t->env;
+	char			 h[HDR_MAX], tls[160], date[64], fr[600];
+	const char		*tproto, *cipher;
+	int			 bits, r;
+
+	tls[0] = fr[0] = '\0';
+	if ((s->flags & SF_TLS) &&
+	    smtp_tls_info(s, &tproto, &cipher, &bits) == 0) {
+		r = snprintf(tls, sizeof(tls), "\t(using %s with cipher %s "
+		    "(%d bits))\r\n", tproto, cipher, bits);
+		if (r < 0 || (size_t)r >= sizeof(tls))
+			tls[0] = '\0';
+	}
+	if (e->nrcpt == 1) {
+		/* the address as received: no CR, LF or NUL (parser) */
+		r = snprintf(fr, sizeof(fr), "\r\n\tfor <%s>", e->rcpt[0]);
+		if (r < 0 || (size_t)r >= sizeof(fr))
+			fr[0] = '\0';
+	}
+	rfc5322_date(e->arrival, date, sizeof(date));
+	r = snprintf(h, sizeof(h), "Received: from %s (unknown [%s%s])\r\n"
+	    "%s\tby %s with %s id %s%s; %s\r\n",
+	    e->helo, s->family == AF_INET6 ? "IPv6:" : "", e->client_addr,
+	    tls, smtp_srv->conf->hostname, e->proto, e->qid, fr, date);
+	if (r < 0 || (size_t)r >= sizeof(h))
+		return -1;
+	return spool_msg_write(&t->msg, h, (size_t)r);
+}
+
+/* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */
+static size_t
+rfc5322_date(time_t when, char *out, size_t outsz)
+{
+	static const char	 days[] = "SunMonTueWedThuFriSat";
+	static const char	 months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	struct tm		 tm;
+	int			 r;
+
+	if (gmtime_r(&when, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	r = snprintf(out, outsz, "%.3s, %02d %.3s %04d %02d:%02d:%02d +0000",
+	    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
+	    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+	if (r < 0 || (size_t)r >= outsz) {
+		out[0] = '\0';
+		return 0;
+	}
+	return (size_t)r;
+}
+
+/* field_copy - bounded copy of a trusted string into an envelope field */
+static void
+field_copy(char *dst, size_t dstsz, const char *src)
+{
+	size_t	 n = strlen(src);
+
+	if (n >= dstsz)
+		n = dstsz - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/*
+ * smtp_commit_init - eventfd back to the loop and the commit threads.
+ * The threads block every signal: signals belong to the loop.
+ */
+int
+smtp_commit_init(struct event_base *base)
+{
+	pthread_t	 tid;
+	sigset_t	 all, old;
+	int		 i, err;
+
+	if ((commit_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return -1;
+	commit_ev = event_new(base, commit_efd, EV_READ | EV_PERSIST,
+	    commit_ready, NULL);
+	if (commit_ev == NULL || event_add(commit_ev, NULL) == -1)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < COMMIT_THREADS; i++) {
+		if ((err = pthread_create(&tid, NULL, commit_main, NULL))) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			errno = err;
+			return -1;
+		}
+		pthread_detach(tid);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+/* commit_submit - queue a finished transaction for the threads */
+static void
+commit_submit(struct smtp_txn *t)
+{
+	t->next = NULL;
+	pthread_mutex_lock(&commit_mtx);
+	*commit_pending_tail = t;
+	commit_pending_tail = &t->next;
+	pthread_cond_signal(&commit_cv);
+	pthread_mutex_unlock(&commit_mtx);
+}
+
+/* commit_main - take everything pending, commit it as one batch */
+static void *
+commit_main(void *arg)
+{
+	struct smtp_txn	*batch, *t;
+	uint64_t	 one = 1;
+
+	for (;;) {
+		pthread_mutex_lock(&commit_mtx);
+		while (commit_pending == NULL)
+			pthread_cond_wait(&commit_cv, &commit_mtx);
+		batch = commit_pending;
+		commit_pending = NULL;
+		commit_pending_tail = &commit_pending;
+		pthread_mutex_unlock(&commit_mtx);
+
+		commit_batch(batch);
+
+		pthread_mutex_lock(&commit_mtx);
+		for (t = batch; t != NULL; t = t->next) {
+			*commit_done_tail = t;
+			commit_done_tail = &t->next;
+		}
+		pthread_mutex_unlock(&commit_mtx);
+		while (write(commit_efd, &one, sizeof(one)) == -1 &&
+		    errno == EINTR)
+			;
+	}
+	return NULL;
+}
+
+/*
+ * commit_batch - fsync every file, rename all, fsync incoming/ once.
+ * A failure makes the transactions concerned answer 451; a file that
+ * did not reach incoming/ is unlinked.
+ */
+static void
+commit_batch(struct smtp_txn *batch)
+{
+	struct smtp_txn	*t;
+	int		 renamed = 0;
+
+	for (t = batch; t != NULL; t = t->next) {
+		if ((t->result = spool_msg_finish(&t->msg)) == -1) {
+			log_warn("event=error qid=%s error=spool_finish",
+			    t->env.qid);
+			data_drop_file(t);
+		}
+	}
+	for (t = batch; t != NULL; t = t->next) {
+		if (t->result == -1)
+			continue;
+		if ((t->result = spool_msg_commit(&t->msg, "incoming")) == -1) {
+			log_warn("event=error qid=%s error=spool_commit",
+			    t->env.qid);
+			data_drop_file(t);
+			continue;
+		}
+		t->flags &= ~TF_OPEN;
+		renamed++;
+	}
+	if (renamed == 0 || spool_dir_sync("incoming") == 0)
+		return;
+	log_warn("event=error error=spool_dir_sync batch=%d", renamed);
+	for (t = batch; t != NULL; t = t->next)
+		t->result = -1;
+}
+
+/* commit_ready - completions from the threads, on the loop */
+static void
+commit_ready(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_txn	*list, *t, *next;
+	uint64_t	 v;
+
+	while (read(commit_efd, &v, sizeof(v)) == -1 && errno == EINTR)
+		;
+	pthread_mutex_lock(&commit_mtx);
+	list = commit_done;
+	commit_done = NULL;
+	commit_done_tail = &commit_done;
+	pthread_mutex_unlock(&commit_mtx);
+	for (t = list; t != NULL; t = next) {
+		next = t->next;
+		commit_complete(t->s);
+	}
+}
+
+/*
+ * commit_complete - the final reply, strictly after every earlier one;
+ * then the pipelined input waiting behind the message is processed.
+ */
+static void
+commit_complete(struct smtp_session *s)
+{
+	struct smtp_txn	*t = s->txn;
+	char		 from[600];
+
+	if (s->state != SMTP_ST_COMMIT || t == NULL)
+		panic("commit_complete: session in state %s",
+		    smtp_state_name(s->state));
+	if (t->result == 0) {
+		log_sanitize(t->env.sender, strlen(t->env.sender), from,
+		    sizeof(from));
+		log_info("event=accepted qid=%s client=%s from=<%s> nrcpt=%zu "
+		    "size=%llu proto=%s sid=%lu", t->env.qid, s->addrtext, from,
+		    t->env.nrcpt, (unsigned long long)t->size, t->env.proto,
+		    s->id);
+		STATS_ADD(msg_accepted, 1);
+		s->nmsgs++;
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env.qid);
+	} else {
+		log_info("event=reject qid=%s client=%s reason=commit_failed "
+		    "sid=%lu", t->env.qid, s->addrtext, s->id);
+		STATS_ADD(msg_rejected, 1);
+		smtp_reply(s, "451 4.3.0 Local error in processing");
+	}
+	smtp_enter_state(s, SMTP_ST_HELO);
+	smtp_txn_free(s);
+	if (s->flags & SF_DEAD) {
+		smtp_session_free(s);
+		return;
+	}
+	if (s->flags & SF_SHUTDOWN) {
+		s->reason = "shutdown";
+		smtp_close(s, "421 4.3.2 Service shutting down");
+	}
+	smtp_session_process(s);
+}

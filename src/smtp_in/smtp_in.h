@@ -1,0 +1,201 @@
+/*
+ * smtp_in.h - internals shared by the files of the smtp-in role.
+ *
+ * One process, one libevent loop, every session of every listener.
+ * The files split by concern (STYLE.md 1):
+ *
+ *   smtp_server.c   smtp_in_run(): listeners, accept, connection limits,
+ *                   signals (SIGTERM stop, SIGUSR2 drain)
+ *   smtp_session.c  session life cycle, I/O callbacks, the input loop,
+ *                   enter_state(), replies, timeouts
+ *   smtp_cmd.c      the verb table, the command filter, HELO/EHLO, MAIL,
+ *                   RCPT (relay and spoofing policy), RSET, NOOP, ...
+ *   smtp_data.c     DATA and BDAT streaming into the spool, the
+ *                   Received header, the group-commit threads
+ *   smtp_tls.c      STARTTLS and implicit TLS (bufferevent_openssl)
+ *
+ * Ownership: a session owns its bufferevent, its fd, its HELO copy and
+ * at most one transaction.  A transaction handed to the commit threads
+ * is owned by them until its completion is back on the loop; a session
+ * whose client vanished meanwhile lingers (SF_DEAD) until then.
+ */
+#ifndef MOAT_SMTP_IN_H
+#define MOAT_SMTP_IN_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "../common/config.h"
+#include "../common/role.h"
+#include "../common/spool.h"
+/*
+ * addr.h names a flag AF_ROUTE, which <sys/socket.h> already defines
+ * (= PF_NETLINK); socket.h is in by now, so let addr.h's flag win.
+ */
+#undef AF_ROUTE
+#include "smtp_parse.h"
+
+#define SMTP_OUT_HIGH	(64 * 1024)	/* stop reading above this backlog */
+#define SMTP_READ_HIGH	(64 * 1024)	/* bufferevent input watermark */
+#define SMTP_ADDR_TEXT	64		/* "IPv6:..." text form */
+#define SMTP_SHUTDOWN_GRACE 10		/* seconds to flush 421s at SIGTERM */
+
+/* session states; transitions only through smtp_enter_state() */
+enum smtp_state {
+	SMTP_ST_CONNECTED,	/* greeting queued, no HELO/EHLO yet */
+	SMTP_ST_HELO,		/* HELO/EHLO done, no transaction */
+	SMTP_ST_MAIL,		/* MAIL accepted, no recipient yet */
+	SMTP_ST_RCPT,		/* one or more RCPT accepted */
+	SMTP_ST_DATA,		/* streaming DATA content */
+	SMTP_ST_BDAT,		/* streaming the octets of a BDAT chunk */
+	SMTP_ST_CHUNKING,	/* between BDAT chunks of one message */
+	SMTP_ST_COMMIT,		/* message with the commit threads */
+	SMTP_ST_TLS,		/* STARTTLS: 220 flushing, then handshake */
+	SMTP_ST_CLOSING,	/* last reply queued, close once flushed */
+	SMTP_ST_COUNT
+};
+
+#define ST(x)		(1u << (x))
+/* the states in which the input is read as command lines */
+#define ST_COMMANDS	(ST(SMTP_ST_CONNECTED) | ST(SMTP_ST_HELO) | \
+			 ST(SMTP_ST_MAIL) | ST(SMTP_ST_RCPT) | \
+			 ST(SMTP_ST_CHUNKING))
+
+/* session flags */
+#define SF_ESMTP	0x0001	/* EHLO (not HELO) was used */
+#define SF_TLS		0x0002	/* TLS is up */
+#define SF_RELAY	0x0004	/* client is in relay_networks */
+#define SF_SKIPLINE	0x0008	/* drop input up to the next LF */
+#define SF_OUTFULL	0x0010	/* output backlog: input paused */
+#define SF_DEAD		0x0020	/* client gone, waiting for a commit */
+#define SF_SHUTDOWN	0x0040	/* SIGTERM: 421 after the pending reply */
+#define SF_INPROC	0x0080	/* inside smtp_session_process() */
+#define SF_HANDSHAKE	0x0100	/* TLS bufferevent installed, handshaking */
+
+/* transaction flags */
+#define TF_OPEN		0x01	/* spool file open in tmp/ */
+#define TF_DATA		0x02	/* DATA used */
+#define TF_BDAT		0x04	/* BDAT used */
+#define TF_OVERSIZE	0x08	/* content over message_size_limit */
+#define TF_IOERR	0x10	/* spool write failed */
+#define TF_LAST		0x20	/* current BDAT chunk is the LAST one */
+
+struct smtp_session;
+
+/* one mail transaction, from MAIL to the final reply */
+struct smtp_txn {
+	struct smtp_session	*s;
+	struct envelope		 env;
+	struct spool_msg	 msg;
+	struct data_scanner	 scan;
+	unsigned		 flags;		/* TF_* */
+	uint64_t		 size;		/* content octets accepted */
+	uint64_t		 bdat_left;	/* octets of the current chunk */
+	int			 result;	/* commit: 0 or -1 */
+	struct smtp_txn		*next;		/* commit queues */
+};
+
+/* per client address connection count (max_connections_per_ip) */
+struct smtp_ipcount {
+	struct smtp_ipcount	*next;
+	int			 family;
+	uint8_t			 addr[16];
+	size_t			 n;
+};
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	struct bufferevent	*bev;
+	int			 fd;		/* -1 once a TLS bev owns it */
+	enum smtp_state		 state;
+	unsigned		 flags;		/* SF_* */
+	enum listener_kind	 kind;
+	unsigned long		 id;
+	time_t			 start;
+	struct smtp_ipcount	*ipc;
+	char			*helo;		/* sanitized copy, malloc'd */
+	struct smtp_txn		*txn;
+	uint64_t		 discard;	/* refused BDAT octets to skip */
+	unsigned		 nerrors;
+	unsigned		 ncmds;
+	unsigned		 nmsgs;
+	const char		*reason;	/* why it ended, for the log */
+	int			 family;
+	uint8_t			 addr[16];
+	char			 addrtext[SMTP_ADDR_TEXT];
+};
+
+TAILQ_HEAD(smtp_sessions, smtp_session);
+
+/* process-wide state of the role */
+struct smtp_server {
+	struct event_base	*base;
+	struct config		*conf;
+	struct role_ctx		*ctx;
+	void			*tls_ctx;	/* SSL_CTX * or NULL */
+	struct smtp_sessions	 sessions;
+	size_t			 nsessions;
+	unsigned long		 nextid;
+	size_t			 linecap;	/* read cap of one command line */
+	int			 draining;	/* SIGUSR2 */
+	int			 stopping;	/* SIGTERM */
+	struct buf		 ehlo;		/* EHLO reply without STARTTLS */
+	struct buf		 ehlo_tls;	/* EHLO reply with STARTTLS */
+	struct timeval		 cmd_tv;
+	struct timeval		 data_tv;
+};
+
+extern struct smtp_server *smtp_srv;
+
+/* smtp_server.c */
+void	smtp_server_session_gone(struct smtp_session *);
+
+/* smtp_session.c */
+struct smtp_session *smtp_session_new(int fd, const struct sockaddr *,
+	    enum listener_kind);
+void	smtp_session_start(struct smtp_session *, struct bufferevent *);
+void	smtp_session_free(struct smtp_session *);
+void	smtp_session_process(struct smtp_session *);
+void	smtp_session_shutdown(struct smtp_session *);
+void	smtp_session_setcb(struct smtp_session *);
+void	smtp_enter_state(struct smtp_session *, enum smtp_state);
+const char *smtp_state_name(enum smtp_state);
+void	smtp_reply(struct smtp_session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	smtp_reply_raw(struct smtp_session *, const char *, size_t);
+void	smtp_reply_error(struct smtp_session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	smtp_close(struct smtp_session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	smtp_txn_free(struct smtp_session *);
+
+/* smtp_cmd.c */
+void	smtp_cmd_line(struct smtp_session *, const char *, size_t, size_t);
+void	smtp_filter_alarm(struct smtp_session *, const char *, size_t,
+	    size_t);
+int	smtp_ehlo_build(struct smtp_server *);
+
+/* smtp_data.c */
+void	smtp_cmd_data(struct smtp_session *, const struct smtp_cmd *);
+void	smtp_cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
+int	smtp_data_input(struct smtp_session *, struct evbuffer *);
+int	smtp_bdat_input(struct smtp_session *, struct evbuffer *);
+int	smtp_commit_init(struct event_base *);
+
+/* smtp_tls.c */
+void	smtp_cmd_starttls(struct smtp_session *, const struct smtp_cmd *);
+struct bufferevent *smtp_tls_bev(struct smtp_session *, int);
+void	smtp_tls_switch(struct smtp_session *);
+void	smtp_tls_done(struct smtp_session *);
+int	smtp_tls_info(struct smtp_session *, const char **, const char **,
+	    int *);
+void	smtp_tls_log_error(struct smtp_session *);
+
+#endif
