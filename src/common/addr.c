@@ -246,7 +246,7 @@ local_dot_string(const unsigned char *s, size_t len, int utf8,
 
 /*
  * local_quoted - Quoted-string = DQUOTE *QcontentSMTP DQUOTE, starting
- * at s[0] == '"'.  *qlen gets its length with both quotes.
+ * at s[0] == '"'.  *qlen is set to its length with both quotes.
  */
 static const char *
 local_quoted(const unsigned char *s, size_t len, int utf8, unsigned *flags,

@@ -640,15 +640,13 @@ static void
 ds_check(const struct ds_case *c, const struct ds_result *r,
     const char *how)
 {
-	char	 what[64];
 	int	 ok;
 
 	ok = r->calls >= 0 && r->outlen == c->outlen &&
 	    memcmp(r->out, c->out, c->outlen) == 0 && r->errors == c->errors &&
 	    r->done == c->done && r->consumed == c->consumed &&
 	    r->total == c->outlen;
-	snprintf(what, sizeof(what), "data_scan %s", how);
-	check(ok, c->in, c->inlen, what);
+	check(ok, c->in, c->inlen, how);
 	if (!ok) {
 		printf("  got errors %#x done %d consumed %zu calls %d, "
 		    "output: ", r->errors, r->done, r->consumed, r->calls);
@@ -669,18 +667,18 @@ test_data(void)
 	for (i = 0; i < NITEMS(ds_cases); i++) {
 		c = &ds_cases[i];
 		ds_feed(c->in, c->inlen, c->mode, NULL, 0, &r);
-		ds_check(c, &r, "whole");
+		ds_check(c, &r, "data_scan whole");
 		/* whole input without a removed dot: a single emission */
 		if (c->outlen > 0 && memchr(c->in, '.', c->inlen) == NULL)
 			check(r.calls == 1, c->in, c->inlen, "one emission");
 		for (j = 0; j <= c->inlen; j++) {
 			cuts[0] = j;
 			ds_feed(c->in, c->inlen, c->mode, cuts, 1, &r);
-			ds_check(c, &r, "split in two");
+			ds_check(c, &r, "data_scan split in two");
 			for (k = j; k <= c->inlen && c->inlen <= 64; k++) {
 				cuts[1] = k;
 				ds_feed(c->in, c->inlen, c->mode, cuts, 2, &r);
-				ds_check(c, &r, "split in three");
+				ds_check(c, &r, "data_scan split in three");
 			}
 		}
 		if ((one = calloc(c->inlen + 1, sizeof(*one))) == NULL)
@@ -688,7 +686,7 @@ test_data(void)
 		for (j = 0; j < c->inlen; j++)
 			one[j] = j + 1;
 		ds_feed(c->in, c->inlen, c->mode, one, c->inlen, &r);
-		ds_check(c, &r, "octet by octet");
+		ds_check(c, &r, "data_scan octet by octet");
 		free(one);
 	}
 }
@@ -742,12 +740,12 @@ test_data_long(void)
 		c.out = exp;
 		c.outlen = n + 8 - (j - 3);
 		ds_feed(c.in, c.inlen, c.mode, NULL, 0, &r);
-		ds_check(&c, &r, "long line whole");
+		ds_check(&c, &r, "data_scan long line whole");
 		/* a few split points around the limit */
 		for (j = n - 2; j < n + 8 && j <= c.inlen; j++) {
 			cuts[0] = j;
 			ds_feed(c.in, c.inlen, c.mode, cuts, 1, &r);
-			ds_check(&c, &r, "long line split");
+			ds_check(&c, &r, "data_scan long line split");
 		}
 		free(in);
 		free(exp);
