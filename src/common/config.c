@@ -28,6 +28,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -751,12 +752,23 @@ static int
 read_capped(const char *path, struct buf *b, const char **why)
 {
 	static char	 msg[128];
+	struct stat	 st;
 	ssize_t		 n;
 	size_t		 room;
 	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/* O_NONBLOCK: a FIFO or device must not hang the master */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		goto fail;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		*why = "not a regular file";
+		return -1;
+	}
 	for (;;) {
 		room = b->max - b->len < 8192 ? b->max - b->len : 8192;
 		if (room == 0) {

@@ -826,6 +826,13 @@ test_files(void)
 	check(c == NULL && strcmp(err, exp) == 0, "missing file: %s", err);
 	free(err);
 
+	ef = open_memstream(&err, &olen);
+	c = config_load(tmpdir, ef);
+	fclose(ef);
+	snprintf(exp, sizeof(exp), "%s: not a regular file\n", tmpdir);
+	check(c == NULL && strcmp(err, exp) == 0, "directory: %s", err);
+	free(err);
+
 	snprintf(path, sizeof(path), "%s/big.conf", tmpdir);
 	big = malloc(1024 * 1024 + 2);
 	memset(big, '#', 1024 * 1024 + 1);
