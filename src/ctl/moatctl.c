@@ -19,6 +19,7 @@
 
 #include "../lib/log.h"
 #include "../common/config.h"
+#include "../common/control.h"
 #include "ctl_client.h"
 
 #define EXIT_USAGE	2
@@ -29,7 +30,8 @@ int
 main(int argc, char *argv[])
 {
 	const char	*file, *verb, *arg;
-	char		 why[512];
+	char		 why[512], line[CONTROL_LINE_MAX + 1];
+	size_t		 len;
 	struct config	*conf;
 	enum ctl_result	 r;
 	pid_t		 pid;
@@ -63,6 +65,10 @@ main(int argc, char *argv[])
 		usage(stderr, EXIT_USAGE);
 	}
 	arg = nargs ? argv[1] : NULL;
+	if (ctl_format_request(line, sizeof(line), verb, arg, &len) == -1) {
+		warnx("invalid queue id: %s", arg);
+		usage(stderr, EXIT_USAGE);
+	}
 
 	/* messages of the config parser and the spool code go to stderr */
 	log_init(0);
