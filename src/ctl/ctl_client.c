@@ -36,7 +36,7 @@
 #define CTL_PROC_MAX	4096	/* /proc/PID/exe or cmdline read */
 #define SM_NAME_MAX	200	/* display name octets kept (-F, gecos) */
 #define SM_EW_CHUNK	45	/* octets per RFC 2047 word: 60 base64 */
-#define AL_PLAIN_MAX	65536	/* one list element, display name included */
+#define AL_PLAIN_MAX	65536	/* one list element, with its display name */
 
 struct ctl_verb {
 	const char	*name;
@@ -49,8 +49,8 @@ struct al_elem {
 	struct buf	 angle;		/* inside <> */
 	int		 in_angle;
 	int		 have_angle;
-	int		 prev_word;	/* last token outside <> was a word */
-	int		 phrase;	/* two words in a row: a display name */
+	int		 prev_word;	/* last token outside <>: a word */
+	int		 phrase;	/* two words in a row: display name */
 };
 
 static int	ctl_connect(const char *, char *, size_t, enum ctl_result *);

@@ -93,9 +93,9 @@ struct sm_opts {
 	int		 ignore_dots;	/* -i, -oi */
 	enum sm_btype	 btype;		/* -B */
 	const char	*sender;	/* -f, -r; NULL = login name */
-	const char	*fullname;	/* -F; NULL = from the passwd entry */
-	const char	*config;	/* -C; NULL = $MOAT_CONFIG or default */
-	char *const	*rcpt;		/* recipients: the remaining arguments */
+	const char	*fullname;	/* -F; NULL = from the gecos */
+	const char	*config;	/* -C; NULL = env or default */
+	char *const	*rcpt;		/* the remaining arguments */
 	int		 nrcpt;
 };
 
@@ -118,11 +118,11 @@ int	sm_parse_args(int argc, char *const argv[], struct sm_opts *,
  */
 struct sm_input {
 	struct buf	*out;
-	size_t		 limit;		/* most content octets kept */
+	size_t		 limit;		/* most octets kept */
 	int		 ignore_dots;
-	int		 cr;		/* last octet was CR: skip one LF */
+	int		 cr;		/* last octet CR: skip an LF */
 	int		 bol;		/* at the start of a line */
-	int		 dot;		/* the line so far is ".", held back */
+	int		 dot;		/* line so far is ".": held */
 	int		 done;		/* the "." line was seen */
 	int		 eightbit;	/* an octet >= 0x80 was kept */
 };
@@ -142,7 +142,7 @@ int	sm_input_end(struct sm_input *);
 
 /* where the header section of a normalised (CRLF) message is */
 struct sm_hdrscan {
-	size_t	 start;		/* after a leading Unix "From " line */
+	size_t	 start;		/* after a Unix "From " line */
 	size_t	 hdr_end;	/* end of the last header field */
 	size_t	 body_off;	/* start of the body */
 	int	 separator;	/* an empty line separates them */
@@ -158,11 +158,11 @@ void	sm_header_scan(const char *p, size_t len, struct sm_hdrscan *);
 
 /* one header field, slices of the message */
 struct sm_field {
-	const char	*raw;		/* the whole field with its CRLFs */
+	const char	*raw;		/* whole field, CRLFs too */
 	size_t		 rawlen;
 	const char	*name;
 	size_t		 namelen;
-	const char	*value;		/* after ':', folding kept, no CRLF */
+	const char	*value;		/* after ':', folded, no CRLF */
 	size_t		 valuelen;
 };
 

@@ -57,10 +57,10 @@ struct sm_ctx {
 	const struct config	*conf;
 	const struct sm_opts	*opts;
 	char			 login[256];	/* "" when unknown */
-	char			 fullname[256];	/* passwd gecos, cleaned */
+	char			 fullname[256];	/* from the gecos */
 	char			*sender;	/* qualified; "" = <> */
 	int			 smtputf8;
-	struct sm_rcpts		 rcpt;		/* qualified, checked */
+	struct sm_rcpts		 rcpt;		/* qualified */
 	struct buf		 msg;		/* normalised input */
 	int			 eightbit;
 	struct sm_hdrscan	 hs;
@@ -594,7 +594,7 @@ sm_date(char *out, size_t outsz, time_t t)
 	if (localtime_r(&t, &tm) == NULL)
 		gmtime_r(&t, &tm);
 	if (strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-		out[0] = '\0';		/* cannot happen with SM_DATE_MAX */
+		out[0] = '\0';	/* not with SM_DATE_MAX octets */
 }
 
 /* mem_ascii_upper_first - "joe" -> "Joe" for the gecos '&' */

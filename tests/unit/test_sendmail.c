@@ -44,7 +44,7 @@ static int	streq_null(const char *, const char *);
 static void	join_rcpts(const struct sm_rcpts *, char *, size_t);
 
 struct args_case {
-	const char	*argv;		/* space separated, argv[0] first */
+	const char	*argv;		/* split at spaces */
 	int		 ok;
 	enum sm_mode	 mode;
 	int		 extract, ignore_dots;
