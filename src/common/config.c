@@ -68,7 +68,8 @@
 #define LIST_SEP	" ,\t"
 
 #define DEFAULT_FILTER	"HELO:255 EHLO:255 MAIL:266 RCPT:266 DATA:0 " \
-			"BDAT:64 RSET:0 NOOP:0 QUIT:0 STARTTLS:0 AUTH:1024 HELP:0"
+			"BDAT:64 RSET:0 NOOP:0 QUIT:0 STARTTLS:0 " \
+			"AUTH:1024 HELP:0"
 
 enum kw_type {
 	KW_ADDRS,	/* list of host:port, struct listen_addr[] */
