@@ -261,6 +261,10 @@ data_out(void *arg, const char *p, size_t len)
 		return 0;
 	}
 	t->size += len;
+	if (len > 0 && p[len - 1] == '\n')
+		t->flags |= TF_LF;
+	else if (len > 0)
+		t->flags &= ~TF_LF;
 	if (!(t->flags & TF_OPEN))
 		return 0;
 	if (spool_msg_write(&t->msg, p, len) == -1) {
@@ -341,6 +345,12 @@ bdat_chunk_end(struct smtp_session *s)
 
 	if (t->flags & TF_LAST) {
 		(void)data_scan_end(&t->scan, data_out, t);
+		/*
+		 * BDAT content need not end with CRLF (RFC 3030 2); the
+		 * spool holds CRLF lines, so complete the last one.
+		 */
+		if (t->size > 0 && !(t->flags & TF_LF))
+			(void)data_out(t, "\r\n", 2);
 		if ((t->scan.errors & DS_REJECT) && (t->flags & TF_OPEN))
 			data_drop_file(t);
 		data_end(s);

@@ -86,6 +86,7 @@ enum smtp_state {
 #define TF_OVERSIZE	0x08	/* content over message_size_limit */
 #define TF_IOERR	0x10	/* spool write failed */
 #define TF_LAST		0x20	/* current BDAT chunk is the LAST one */
+#define TF_LF		0x40	/* the last content octet was LF */
 
 struct smtp_session;
 

@@ -64,6 +64,9 @@ static int			 xtext_valid(const char *, size_t);
 static int			 ds_emit(struct data_scanner *, const char *,
 				    size_t, data_scan_output, void *);
 static void			 ds_count(struct data_scanner *, size_t);
+static const char		*ds_text(struct data_scanner *, const char *,
+				    const char *, const char **,
+				    const char **);
 static const char		*ds_next(const char *, const char *, int);
 
 /* combined classes, only to keep the table readable */
@@ -262,7 +265,7 @@ data_scan(struct data_scanner *s, const char *in, size_t len,
     size_t *consumed, data_scan_output out, void *arg)
 {
 	const char	*p = in, *end = in + len, *rs = in;
-	const char	*crp = NULL, *lfp = NULL, *q;
+	const char	*crp = NULL, *lfp = NULL;
 	int		 rc = 0;
 
 	if (s->done)
@@ -283,23 +286,7 @@ data_scan(struct data_scanner *s, const char *in, size_t len,
 			s->state = DS_ST_TEXT;
 			/* FALLTHROUGH */
 		case DS_ST_TEXT:
-			/* next CR and LF, each searched once per call */
-			if (crp == NULL || crp < p)
-				crp = ds_next(p, end, '\r');
-			if (lfp == NULL || lfp < p)
-				lfp = ds_next(p, end, '\n');
-			q = crp < lfp ? crp : lfp;
-			ds_count(s, q - p);
-			p = q;
-			if (p == end)
-				break;
-			p++;
-			if (*q == '\n') {
-				/* bare LF: content, and no line end */
-				s->errors |= DS_BARE_LF;
-				ds_count(s, 1);
-			} else
-				s->state = DS_ST_CR;
+			p = ds_text(s, p, end, &crp, &lfp);
 			break;
 		case DS_ST_CR:
 			if (*p == '\n') {
@@ -601,6 +588,35 @@ xtext_valid(const char *p, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * ds_text - skip line text up to and including the next CR or LF.  *crp
+ * and *lfp cache the next CR and LF (end: none), so that every octet is
+ * searched at most once per data_scan() call, even for input made only
+ * of bare LFs.  Returns the new position.
+ */
+static const char *
+ds_text(struct data_scanner *s, const char *p, const char *end,
+    const char **crp, const char **lfp)
+{
+	const char	*q;
+
+	if (*crp == NULL || *crp < p)
+		*crp = ds_next(p, end, '\r');
+	if (*lfp == NULL || *lfp < p)
+		*lfp = ds_next(p, end, '\n');
+	q = *crp < *lfp ? *crp : *lfp;
+	ds_count(s, q - p);
+	if (q == end)
+		return end;
+	if (*q == '\n') {
+		/* bare LF: content, and no line end */
+		s->errors |= DS_BARE_LF;
+		ds_count(s, 1);
+	} else
+		s->state = DS_ST_CR;
+	return q + 1;
 }
 
 /* ds_emit - hand n content octets to the output, counting them */

@@ -42,6 +42,8 @@ static void	session_eventcb(struct bufferevent *, short, void *);
 static int	session_command(struct smtp_session *, struct evbuffer *);
 static void	session_bare(struct smtp_session *, struct evbuffer *,
 		    const char *, size_t);
+static void	session_partial_cap(struct smtp_session *, const char *,
+		    size_t);
 static void	session_io_update(struct smtp_session *);
 static void	session_set_timeouts(struct smtp_session *);
 
@@ -361,10 +363,15 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 	r = smtp_line_next(p, n, smtp_srv->linecap, &linelen, &consumed);
 	switch (r) {
 	case LINE_NEED_MORE:
+		if (n > SMTP_LINE_MAX)
+			session_partial_cap(s, p, n);
 		return 0;
 	case LINE_TOO_LONG:
 		/* the cap holds before any CRLF: the buffer stays bounded */
-		smtp_filter_alarm(s, p, n, n);
+		for (linelen = 0; linelen < n && linelen < CONF_VERB_MAX &&
+		    p[linelen] != ' '; linelen++)
+			;
+		smtp_filter_alarm(s, p, linelen, n);
 		return 0;
 	case LINE_BARE_LF:
 	case LINE_BARE_CR:
@@ -389,6 +396,25 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * session_partial_cap - a line without its CRLF yet is already over
+ * 512 octets: hold it to its verb's own limit (only a verb listed with
+ * a long argument, such as AUTH, may go on), so that the read buffer
+ * never holds more than the filter would accept.
+ */
+static void
+session_partial_cap(struct smtp_session *s, const char *p, size_t n)
+{
+	const struct filter_rule *rule;
+	size_t			 v;
+
+	for (v = 0; v < n && v < CONF_VERB_MAX && p[v] != ' '; v++)
+		;
+	rule = config_filter_find(smtp_srv->conf, p, v);
+	if (rule == NULL || n >= v + 1 + rule->maxarg + 2)
+		smtp_filter_alarm(s, p, v, n);
 }
 
 /*
