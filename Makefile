@@ -24,7 +24,7 @@ WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter
 HARDEN	 = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE \
 	   -fstack-clash-protection
-BASEFLAGS = -std=c17 -D_GNU_SOURCE -g $(WARN) $(PKG_CFLAGS)
+BASEFLAGS = -std=c17 -D_GNU_SOURCE -Isrc -g $(WARN) $(PKG_CFLAGS)
 CFLAGS	?= -O2
 ALL_CFLAGS = $(BASEFLAGS) $(CFLAGS) $(HARDEN)
 LDHARDEN = -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
@@ -132,7 +132,7 @@ FUZZ_BINS   = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 $(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE $(PKG_CFLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -c -o $@ $<
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(call obj,$(BUILD)/fuzz,$(CORE_SRCS))
 	@mkdir -p $(dir $@)
