@@ -116,8 +116,10 @@ def test_ehlo_keywords_exact(moat):
     assert r.lines[0].split()[0] == HOSTNAME, r
     assert no_software_name(r.text), r
     kws = set(l.upper() for l in r.lines[1:])
-    assert kws == {"PIPELINING", "SIZE 10485760", "8BITMIME", "BINARYMIME",
-                   "CHUNKING", "SMTPUTF8", "ENHANCEDSTATUSCODES"}, r.lines
+    # no STARTTLS without a certificate, no AUTH on the MX listener, no
+    # DSN, VRFY, ETRN or HELP keywords
+    assert kws == {"PIPELINING", "SIZE 10485760", "8BITMIME", "CHUNKING",
+                   "SMTPUTF8", "ENHANCEDSTATUSCODES"}, r.lines
     # HELO gets a one-line reply
     r = c.cmd("HELO client.test")
     assert r.code == 250 and len(r.lines) == 1, r
