@@ -41,8 +41,9 @@ for bin in "$@"; do
 		[ -n "$files" ] || continue
 		echo "== $name: replay $reg"
 		# shellcheck disable=SC2086
-		if ! "$bin" -artifact_prefix="$art/" $files >"$log" 2>&1; then
-			tail -n 40 "$log"
+		if ! "$bin" -artifact_prefix="$art/" $files \
+		    >"$log.replay" 2>&1; then
+			tail -n 40 "$log.replay"
 			echo "$name: regression input failed"
 			status=1
 		fi
