@@ -427,19 +427,18 @@ session_bare(struct smtp_session *s, struct evbuffer *in, const char *p,
     size_t n)
 {
 	size_t	 i;
+	int	 cr;
 
 	for (i = 0; i < n; i++)
 		if (p[i] == '\n' || p[i] == '\r')
 			break;
-	if (i == n) {
-		evbuffer_drain(in, n);
-	} else {
-		if (p[i] == '\r')
-			s->flags |= SF_SKIPLINE;
-		evbuffer_drain(in, i + 1);
-	}
+	/* p points into the buffer: done with it before the drain */
+	cr = i < n && p[i] == '\r';
+	if (cr)
+		s->flags |= SF_SKIPLINE;
+	evbuffer_drain(in, i < n ? i + 1 : n);
 	log_info("event=error client=%s sid=%lu error=bare_%s_command",
-	    s->addrtext, s->id, i < n && p[i] == '\r' ? "cr" : "lf");
+	    s->addrtext, s->id, cr ? "cr" : "lf");
 	smtp_reply_error(s, "500 5.5.2 Bare CR or LF in command line");
 }
 
