@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static void	test_roundtrip(void);
 static int	slurp(const char *, struct buf *);
 static void	test_corrupt(void);
 static void	test_create(void);
+static int	rm_one(const char *, const struct stat *, int, struct FTW *);
 
 static char	 topdir[] = "/tmp/test_spool.XXXXXX";
 
@@ -87,6 +89,8 @@ main(void)
 	test_roundtrip();
 	test_corrupt();
 	test_create();
+	if (chdir("/") == 0)
+		(void)nftw(topdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail > 0;
 }
@@ -373,4 +377,11 @@ test_create(void)
 		    stat("sp/queue", &st) == 0 && st.st_uid == 4243,
 		    "owner fixed");
 	}
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)remove(path);
+	return 0;
 }
