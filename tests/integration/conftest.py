@@ -20,6 +20,7 @@ SIGALRM fallback below.
 """
 
 import os
+import re
 import signal
 
 import pytest
@@ -74,8 +75,9 @@ def _failed(request):
 @pytest.fixture
 def moat_base(request):
     """A fresh 0755 directory for this test's moatd instances."""
-    base = moatlib.make_base_dir("moat-it-%s-" % request.node.name[:40]
-                                 .replace("[", "-").replace("]", ""))
+    # the name ends up in maildir: templates and paths: keep it plain
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:40]
+    base = moatlib.make_base_dir("moat-it-%s-" % name)
     yield base
     if _failed(request) or getattr(request.node, "moat_keep", False):
         print("\nkept test directory: %s" % base)

@@ -573,9 +573,9 @@ class Moat:
 def received_split(msg):
     """Split a delivered message into (eol, [header lines], rest).
 
-    The header lines are the leading Return-Path and Received headers
-    (with their continuation lines) that moat added; eol is the line end
-    the file uses (b"\\r\\n" or b"\\n").
+    The header lines are the leading Return-Path, Delivered-To and
+    Received headers (with their continuation lines) that moat added;
+    eol is the line end the file uses (b"\\r\\n" or b"\\n").
     """
     first = msg.split(b"\n", 1)[0] + b"\n"
     eol = b"\r\n" if first.endswith(b"\r\n") else b"\n"
@@ -586,7 +586,7 @@ def received_split(msg):
         line = lines[i]
         if added and line[:1] in (b" ", b"\t"):
             added[-1] += eol + line
-        elif re.match(rb"(?i)(Return-Path|Received):", line):
+        elif re.match(rb"(?i)(Return-Path|Delivered-To|Received):", line):
             added.append(line)
         else:
             break

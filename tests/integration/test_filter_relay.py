@@ -261,16 +261,30 @@ def test_domain_case_and_trailing_dot(moat):
     assert doms == ["example.test"], doms
 
 
-def test_alarm_line_sanitized(moat):
+@pytest.mark.parametrize("line", [b"XYZZY\xff a=b \"q\"",
+                                  b"event=forged client=1.2.3.4",
+                                  b"V\xc3\xa9RFY x"])
+def test_alarm_line_sanitized(moat, line):
     m = moat()
     mark = m.log_mark()
     c = m.raw()
     c.ehlo()
-    r = c.cmd(b"XYZZY a=b event=forged \x1b[31m")
-    assert_invalid_command(c, r)
+    assert_invalid_command(c, c.cmd(line))
     wait_until(lambda: alarm_lines(m, mark), 5 * moatlib.SLOW, "alarm")
-    log = m.log()[mark:]
-    assert "\x1b" not in log
-    # the client's bytes cannot add an event= field of their own
-    for line in alarm_lines(m, mark):
-        assert len(re.findall(r"\bevent=", line)) == 1, line
+    raw = m.logfile.read_bytes()
+    assert not any(b >= 0x7f for b in raw), raw[-500:]
+    for l in alarm_lines(m, mark):
+        # the client's octets cannot add fields: one event=, one client=
+        toks = l.split(" ")
+        assert sum(t.startswith("event=") for t in toks) == 1, l
+        assert sum(t.startswith("client=") for t in toks) == 1, l
+        assert "client=127.0.0.1" in toks, l
+
+
+def test_control_character_in_command_500(moat):
+    m = moat()
+    c = m.raw()
+    c.ehlo()
+    r = c.cmd(b"NOOP \x1b[31m")
+    assert r.code == 500, r
+    assert "\x1b" not in m.log()

@@ -34,19 +34,25 @@ def no_software_name(text):
     return not any(n in low for n in SOFTWARE_NAMES)
 
 
-def assert_delivered_exact(delivered, sender, content):
-    """delivered == Return-Path + Received header(s) + content.
+def assert_delivered_exact(delivered, sender, content,
+                           rcpt="user@example.test"):
+    """delivered == Return-Path [+ Delivered-To] + Received + content.
 
     The local delivery may store lines with CRLF (as received) or LF
     (the Maildir convention); either way the whole file uses one line
-    end and the content is otherwise byte for byte what was sent.
+    end and the content is otherwise byte for byte what was sent.  A
+    Delivered-To line, if any, names exactly the recipient.
     """
     eol, added, rest = received_split(delivered)
     assert added, delivered[:400]
     assert added[0] == b"Return-Path: <%s>" % sender.encode(), added
-    rec = [h for h in added[1:] if h.lower().startswith(b"received:")]
-    assert rec and len(rec) == len(added) - 1, added
-    assert b"by " + HOSTNAME.encode() in rec[0], rec[0]
+    more = added[1:]
+    if more and more[0].lower().startswith(b"delivered-to:"):
+        assert more[0] == b"Delivered-To: " + rcpt.encode(), added
+        more = more[1:]
+    assert len(more) == 1, added
+    assert more[0].startswith(b"Received: "), added
+    assert b"by " + HOSTNAME.encode() in more[0], more[0]
     expect = content if eol == b"\r\n" else content.replace(b"\r\n", b"\n")
     assert rest == expect, (rest, expect)
     if eol == b"\n":
@@ -167,7 +173,7 @@ def test_several_recipients_each_get_a_copy(moat):
         user, dom = r.split("@")
         got = m.wait_maildir(user, dom)
         assert len(got) == 1
-        assert_delivered_exact(got[0], "sender@remote.test", MSG)
+        assert_delivered_exact(got[0], "sender@remote.test", MSG, rcpt=r)
 
 
 def test_null_sender(moat):
@@ -196,8 +202,10 @@ def test_pipelining_replies_in_order(moat):
     codes = [c.reply().code for _ in range(4)]
     assert codes == [250, 250, 250, 221], codes
     assert c.wait_closed() == b""
-    for u in ("user", "second"):
-        assert_delivered_exact(m.wait_maildir(u)[0], "p@remote.test", MSG)
+    for u, d in (("user", "example.test"), ("second", "example.test"),
+                 ("third", "localhost")):
+        assert_delivered_exact(m.wait_maildir(u, d)[0], "p@remote.test", MSG,
+                               rcpt="%s@%s" % (u, d))
 
 
 def test_pipelining_with_errors_in_group(moat):
@@ -433,7 +441,7 @@ def test_bdat_over_size_552(moat):
     m = moat(message_size_limit="10K")
     c = m.raw()
     transaction(c)
-    chunk = b"y" * 20000
+    chunk = (b"y" * 70 + b"\r\n") * 300
     c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
     r = c.reply()
     assert r.code == 552, r
