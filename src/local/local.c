@@ -592,7 +592,8 @@ local_hostname(const char *h)
 
 	for (; *h != '\0' && o + 5 < sizeof(local_host); h++) {
 		if (*h == '/' || *h == ':') {
-			memcpy(local_host + o, *h == '/' ? "\\057" : "\\072", 4);
+			memcpy(local_host + o, *h == '/' ? "\\057" :
+			    "\\072", 4);
 			o += 4;
 		} else
 			local_host[o++] = *h;

@@ -68,7 +68,8 @@ static void	qpickup_incoming(struct queue *, struct pickup_batch *,
 static void	qpickup_commit(struct queue *, struct pickup_batch *);
 static void	qpickup_log_queued(const struct qmsg *, const char *);
 static void	qpickup_maildrop(struct queue *, const char *);
-static void	qpickup_refuse(const char *, long, const char *);
+static void	qpickup_refuse(const char *, const char *, long,
+		    const char *);
 static int	qpickup_addrs_ok(const struct envelope *);
 static int	qpickup_copy(struct queue *, int, const struct envelope *,
 		    long, struct spool_msg *, const char **);
@@ -292,25 +293,27 @@ qpickup_maildrop(struct queue *q, const char *name)
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ELOOP)
-			qpickup_refuse(path, -1, "symbolic link");
+			qpickup_refuse(path, name, -1, "symbolic link");
 		else if (errno != ENOENT)
-			log_warn("event=maildrop_error path=%s", path);
+			log_warn("event=maildrop_error qid=%s path=%s", name,
+			    path);
 		return;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("event=maildrop_error path=%s", path);
+		log_warn("event=maildrop_error qid=%s path=%s", name, path);
 		close(fd);
 		return;
 	}
 	uid = (long)st.st_uid;
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
-		qpickup_refuse(path, uid, "not a plain file with one link");
+		qpickup_refuse(path, name, uid,
+		    "not a plain file with one link");
 		return;
 	}
 	if (spool_msg_read(fd, &env, &why) == -1) {
 		close(fd);
-		qpickup_refuse(path, uid, why);
+		qpickup_refuse(path, name, uid, why);
 		return;
 	}
 	if (env.size > q->conf->message_size_limit)
@@ -320,19 +323,19 @@ qpickup_maildrop(struct queue *q, const char *name)
 	if (why != NULL) {
 		envelope_free(&env);
 		close(fd);
-		qpickup_refuse(path, uid, why);
+		qpickup_refuse(path, name, uid, why);
 		return;
 	}
 	n = qpickup_copy(q, fd, &env, uid, &w, &why);
 	envelope_free(&env);
 	close(fd);
 	if (n == -2)
-		qpickup_refuse(path, uid, why);
+		qpickup_refuse(path, name, uid, why);
 	if (n != 0)
 		return;
 	/* the copy is durable in queue/: only now the original goes */
 	if (unlink(path) == -1)
-		log_warn("event=maildrop_error path=%s unlink", path);
+		log_warn("event=maildrop_error qid=%s unlink", name);
 	(void)spool_dir_sync("maildrop");
 	if ((m = qstore_load("queue", w.qid, &why)) == NULL) {
 		/* our own file: it will be found at the next start */
@@ -350,12 +353,13 @@ qpickup_maildrop(struct queue *q, const char *name)
 
 /* qpickup_refuse - remove a bad maildrop file, with the reason */
 static void
-qpickup_refuse(const char *path, long uid, const char *why)
+qpickup_refuse(const char *path, const char *name, long uid, const char *why)
 {
 	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("event=maildrop_error path=%s unlink", path);
-	log_warnx("event=maildrop_refused path=%s uid=%ld reason=\"%s\"",
-	    path, uid, why);
+		log_warn("event=maildrop_error qid=%s path=%s unlink", name,
+		    path);
+	log_warnx("event=maildrop_refused qid=%s path=%s uid=%ld "
+	    "reason=\"%s\"", name, path, uid, why);
 }
 
 /* qpickup_addrs_ok - sender and recipients are RFC 5321 mailboxes */

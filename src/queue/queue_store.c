@@ -304,13 +304,13 @@ qstore_quarantine(const char *dir, const char *name, const char *why)
 	    qstore_path(to, "quarantine", name, "") == -1)
 		return;
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1) {
-		log_warn("event=quarantine_error path=%s reason=\"%s\"", from,
-		    why);
+		log_warn("event=quarantine_error qid=%s path=%s reason=\"%s\"",
+		    name, from, why);
 		return;
 	}
 	(void)spool_dir_sync("quarantine");
-	log_warnx("event=quarantine path=%s to=%s reason=\"%s\"", from, to,
-	    why);
+	log_warnx("event=quarantine qid=%s path=%s to=%s reason=\"%s\"",
+	    name, from, to, why);
 }
 
 /*
