@@ -137,7 +137,13 @@ smtp_cmd_line(struct smtp_session *s, const char *line, size_t len,
 		return;
 	}
 	if (smtp_cmd_split(line, len, &c) == -1) {
-		if (has_ctl(line, len)) {
+		/*
+		 * The filter judges the verb first: an unknown or disabled
+		 * verb closes the session whatever follows it; a listed one
+		 * with a control octet is a client error.
+		 */
+		if (has_ctl(line, len) && config_filter_find(smtp_srv->conf,
+		    line, verb_span(line, len)) != NULL) {
 			log_info("event=error client=%s sid=%lu "
 			    "error=control_char_command", s->addrtext, s->id);
 			smtp_reply_error(s,

@@ -287,6 +287,11 @@ data_drop_file(struct smtp_txn *t)
 static const char *
 data_verdict(struct smtp_txn *t, const char **reason)
 {
+	/* the size first: the one limit the client was told (EHLO SIZE) */
+	if (t->flags & TF_OVERSIZE) {
+		*reason = "size";
+		return "552 5.3.4 Message size exceeds fixed limit";
+	}
 	if (t->scan.errors & (DS_BARE_CR | DS_BARE_LF)) {
 		*reason = "bare_lf";
 		return "550 5.6.0 Message contains bare CR or LF";
@@ -294,10 +299,6 @@ data_verdict(struct smtp_txn *t, const char **reason)
 	if (t->scan.errors & DS_LONG_LINE) {
 		*reason = "long_line";
 		return "550 5.6.0 Line too long";
-	}
-	if (t->flags & TF_OVERSIZE) {
-		*reason = "size";
-		return "552 5.3.4 Message size exceeds fixed limit";
 	}
 	if (t->flags & TF_IOERR) {
 		*reason = "spool_write";
