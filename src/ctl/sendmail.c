@@ -425,11 +425,12 @@ sm_scan_headers(struct sm_ctx *c)
 }
 
 /*
- * sm_build_headers - the header section as it goes to the spool: our
- * Received (RFC 5321 4.4, trace fields on top), the user's fields
- * without Bcc (it must not reach any recipient), then the From, Date
- * and Message-ID the message lacks (RFC 5322 3.6: From and Date are
- * required), then the empty separator line.
+ * sm_build_headers - the header section as it goes to the spool: the
+ * user's fields without Bcc (it must not reach any recipient), then
+ * the From, Date and Message-ID the message lacks (RFC 5322 3.6: From
+ * and Date are required), then the empty separator line.  The trace
+ * field is the queue's: it writes "Received: from local (uid N)" with
+ * the uid that owns the maildrop file, which the sender cannot forge.
  */
 static int
 sm_build_headers(struct sm_ctx *c, const char *qid, struct buf *h)
@@ -441,9 +442,6 @@ sm_build_headers(struct sm_ctx *c, const char *qid, struct buf *h)
 	int		 r;
 
 	sm_date(date, sizeof(date), time(NULL));
-	if (buf_appendf(h, "Received: by %s (uid %lu)\r\n\tid %s; %s\r\n",
-	    host, (unsigned long)getuid(), qid, date) == -1)
-		return -1;
 	off = c->hs.start;
 	while (sm_header_next(c->msg.data, c->hs.hdr_end, &off, &f))
 		if (!sm_field_is(&f, "Bcc") &&
@@ -521,6 +519,15 @@ sm_write_spool(struct sm_ctx *c)
 	if (sm_build_headers(c, m.qid, &h) == -1) {
 		spool_msg_abort(&m);
 		goto nomem;
+	}
+	/* the queue refuses a maildrop file over the limit: so do we */
+	if (h.len + blen > c->conf->message_size_limit) {
+		spool_msg_abort(&m);
+		warnx("message too large with the added headers "
+		    "(message_size_limit is %zu octets)",
+		    c->conf->message_size_limit);
+		rc = EX_DATAERR;
+		goto out;
 	}
 	if (spool_msg_write(&m, h.data, h.len) == -1 ||
 	    spool_msg_write(&m, c->msg.data + c->hs.body_off, blen) == -1 ||
