@@ -436,7 +436,7 @@ static int
 sm_build_headers(struct sm_ctx *c, const char *qid, struct buf *h)
 {
 	struct sm_field	 f;
-	const char	*host = c->conf->hostname, *name, *addr;
+	const char	*host = c->conf->hostname, *name, *addr, *login;
 	char		 date[SM_DATE_MAX];
 	size_t		 off, before;
 	int		 r;
@@ -448,9 +448,11 @@ sm_build_headers(struct sm_ctx *c, const char *qid, struct buf *h)
 		    buf_append(h, f.raw, f.rawlen) == -1)
 			return -1;
 	if (!c->has_from) {
+		/* null sender: the login, or (no passwd entry) the daemon */
 		addr = c->sender;
-		if (*addr == '\0' && (addr = sm_qualify(c->login,
-		    strlen(c->login), host)) == NULL)
+		login = c->login[0] != '\0' ? c->login : "MAILER-DAEMON";
+		if (*addr == '\0' && (addr = sm_qualify(login, strlen(login),
+		    host)) == NULL)
 			return -1;
 		name = c->opts->fullname ? c->opts->fullname : c->fullname;
 		r = buf_appends(h, "From: ");
