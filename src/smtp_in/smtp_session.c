@@ -528,6 +528,16 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 		session_io_update(s);
 		return;
 	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    s->state != SMTP_ST_COMMIT && s->state != SMTP_ST_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/* a half-closed client still gets its pending replies */
+		s->reason = "eof";
+		smtp_txn_free(s);
+		smtp_enter_state(s, SMTP_ST_CLOSING);
+		session_io_update(s);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT)
 		s->reason = "write_timeout";
 	else if (what & BEV_EVENT_ERROR) {
