@@ -328,7 +328,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 			smtp_reply_error(s,
 			    "530 5.7.0 Must issue a STARTTLS command first");
 		else
-			smtp_reply_error(s, "530 5.7.0 Authentication required");
+			smtp_reply_error(s,
+			    "530 5.7.0 Authentication required");
 		return;
 	}
 	memset(&ma, 0, sizeof(ma));

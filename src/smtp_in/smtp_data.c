@@ -440,7 +440,8 @@ static size_t
 rfc5322_date(time_t when, char *out, size_t outsz)
 {
 	static const char	 days[] = "SunMonTueWedThuFriSat";
-	static const char	 months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const char	 months[] =
+	    "JanFebMarAprMayJunJulAugSepOctNovDec";
 	struct tm		 tm;
 	int			 r;
 
