@@ -44,7 +44,8 @@
 #define STATE_MAGIC	"MOAT-STATE 1"
 #define STATE_SUFFIX	".state"
 #define STATE_TMP	".state.tmp"
-#define STATE_LINE_MAX	(QUEUE_REASON_MAX + 64)
+#define STATE_LINE_MAX	(QUEUE_REASON_MAX + 64)	/* one rcpt line */
+#define STATE_HEAD_MAX	(QUEUE_REASON_MAX + 256) /* lines but rcpt */
 #define QPATH_MAX	64
 
 static const char *const rcpt_status_names[] = {
@@ -221,7 +222,7 @@ qstore_state_load(struct qmsg *m)
 		return -1;
 	}
 	/* bounded by what we could have written for this message */
-	cap = 256 + m->nrcpt * STATE_LINE_MAX;
+	cap = STATE_HEAD_MAX + m->nrcpt * STATE_LINE_MAX;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > cap || (data = malloc(cap + 1)) == NULL)
 		goto done;
