@@ -100,6 +100,8 @@ struct master {
 	char		 pidfile[4096];
 };
 
+static pid_t		 master_pid;
+
 static const char *const role_names[] = {
 	[ROLE_SMTP_IN] = "smtp-in",
 	[ROLE_QUEUE] = "queue",
@@ -146,6 +148,7 @@ master_run(const char *conf_path, struct config *conf)
 	int		 sig;
 
 	memset(&m, 0, sizeof(m));
+	master_pid = getpid();
 	m.conf_path = conf_path;
 	m.conf = conf;
 	m.control_fd = -1;
@@ -585,11 +588,6 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 	signal(SIGHUP, SIG_IGN);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
-		fatal("event=start prctl");
-	if (getppid() == 1)
-		fatalx("event=start reason=\"master went away\"");
-
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->conf = m->conf;
 	ctx->control_fd = -1;
@@ -613,6 +611,15 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 		ctx->local_sock = sock;
 	}
 	privdrop(m, ctx, role != ROLE_LOCAL);
+	/*
+	 * After privdrop: the kernel clears the parent-death signal when
+	 * the credentials change (commit_creds).  The check after it
+	 * closes the race with a master that died in between.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		fatal("event=start prctl");
+	if (getppid() != master_pid)
+		fatalx("event=start reason=\"master went away\"");
 	switch (role) {
 	case ROLE_SMTP_IN:
 		smtp_in_run(ctx);
