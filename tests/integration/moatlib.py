@@ -355,35 +355,55 @@ class Moat:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self, sig=signal.SIGTERM):
-        """Send sig to the master; SIGKILL also waits for its roles."""
+    def kill(self, sig=signal.SIGTERM, timeout=10.0):
+        """Send sig to the master.
+
+        After SIGKILL the roles must go too (they have
+        PR_SET_PDEATHSIG, role.h): asserted within timeout.
+        """
         os.kill(self.proc.pid, sig)
         if sig == signal.SIGKILL:
-            self.proc.wait(timeout=10 * SLOW)
-            self._wait_group_gone(10)
+            self.proc.wait(timeout=timeout * SLOW)
+            left = self._wait_group_gone(timeout)
+            assert left, "roles %r outlived the killed master by %.0fs; " \
+                "log:\n%s" % (self.group_members(), timeout * SLOW,
+                              self.log_tail())
 
     def reload(self):
         """SIGHUP: reload the config."""
         self.kill(signal.SIGHUP)
 
-    def _wait_group_gone(self, timeout):
-        """Wait until no process of moatd's process group is left.
+    def group_members(self):
+        """Live (non-zombie) pids of moatd's process group.
 
         moatd is started in its own session, so its pgid is its pid and
-        the roles stay in that group (they die with the master by
-        PR_SET_PDEATHSIG).  Returns False if some remain after timeout.
+        the roles stay in that group.  Zombies do not count: an orphaned
+        role is reaped by init, which in a container may never happen.
         """
         pgid = self.proc.pid
-        deadline = time.monotonic() + timeout * SLOW
-        while time.monotonic() < deadline:
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
             try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return True
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            # "pid (comm) S ppid pgrp ...": comm may hold spaces
+            fields = st[st.rindex(")") + 2:].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                out.append(int(d))
+        return out
+
+    def _wait_group_gone(self, timeout):
+        """Wait until no live process of moatd's group is left."""
+        deadline = time.monotonic() + timeout * SLOW
+        while self.group_members():
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
-        return False
+        return True
 
     def stop(self, timeout=10.0):
         """SIGTERM; moatd must exit 0 within timeout (and its roles)."""

@@ -8,6 +8,7 @@ RFC 3463 (enhanced status codes); DESIGN.md principles 2-4.
 """
 
 import re
+import signal
 import subprocess
 import time
 
@@ -610,3 +611,50 @@ def test_server_survives_many_short_sessions(moat):
             assert c.wait_closed() == b""
     with m.smtp() as s:
         assert s.noop()[0] == 250
+
+
+# ---- process life cycle --------------------------------------------
+
+def rcpts_accepted(m, n):
+    """How many of n RCPTs one new session gets accepted."""
+    with m.raw() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+        ok = sum(c.cmd("RCPT TO:<r%d@example.test>" % i).code == 250
+                 for i in range(n))
+        c.cmd("QUIT")
+        return ok
+
+
+def test_sighup_reload_applies_new_config(moat):
+    m = moat(max_recipients=2)
+    assert rcpts_accepted(m, 3) == 2
+    mark = m.log_mark()
+    m.write_config(max_recipients=3)
+    m.reload()
+    m.wait_log(r"event=reload", since=mark)
+    # the old smtp-in drains while the new one takes the listeners over
+    wait_until(lambda: rcpts_accepted(m, 3) == 3, 10 * moatlib.SLOW,
+               "the new max_recipients after SIGHUP")
+    assert m.running()
+
+
+def test_stop_and_restart(moat):
+    m = moat()
+    m.send("user@example.test", MSG)
+    m.wait_maildir("user")
+    m.restart()
+    m.send("user@example.test", MSG)
+    assert len(m.wait_maildir("user", count=2)) == 2
+
+
+def test_restart_after_kill9(moat):
+    m = moat()
+    m.send("user@example.test", MSG)
+    m.wait_maildir("user")
+    m.kill(signal.SIGKILL)
+    assert not m.running()
+    # a stale pid file and spool must not keep moatd from starting
+    m.start()
+    m.send("user@example.test", MSG)
+    assert len(m.wait_maildir("user", count=2)) == 2
