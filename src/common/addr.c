@@ -20,12 +20,6 @@
 
 #include "../lib/util.h"
 
-/*
- * XXX <sys/socket.h> defines AF_ROUTE (an alias of AF_NETLINK) and so
- * does addr.h (a path flag).  This file needs no socket family of that
- * name, so the flag wins here.
- */
-#undef AF_ROUTE
 #include "addr.h"
 
 /* octet classes of the 7-bit table below */
@@ -109,7 +103,7 @@ addr_parse_mailbox(const char *p, size_t len, int utf8, struct addr *a,
 			*why = err;
 			return -1;
 		}
-		a->flags |= AF_ROUTE;
+		a->flags |= ADDR_ROUTE;
 		len -= colon + 1 - p;
 		p = colon + 1;
 		if (len == 0) {
@@ -132,11 +126,11 @@ addr_parse_mailbox(const char *p, size_t len, int utf8, struct addr *a,
 		}
 	} else if ((at = memchr(p, '@', len)) == NULL) {
 		/* RFC 5321 4.5.1: "Postmaster" without domain, RCPT only */
-		if (len == 10 && !(a->flags & AF_ROUTE) &&
+		if (len == 10 && !(a->flags & ADDR_ROUTE) &&
 		    mem_casecmp(p, "postmaster", 10) == 0) {
 			a->local = p;
 			a->locallen = len;
-			a->flags |= AF_POSTMASTER;
+			a->flags |= ADDR_POSTMASTER;
 			return 0;
 		}
 		*why = "missing @domain";
@@ -158,9 +152,9 @@ addr_parse_mailbox(const char *p, size_t len, int utf8, struct addr *a,
 	/* RFC 1123 5.2.16 percent hack, UUCP bang paths, quoted '@' */
 	if (memchr(a->local, '%', a->locallen) != NULL ||
 	    memchr(a->local, '!', a->locallen) != NULL ||
-	    ((a->flags & AF_QUOTED) &&
+	    ((a->flags & ADDR_QUOTED) &&
 	    memchr(a->local, '@', a->locallen) != NULL))
-		a->flags |= AF_ROUTING;
+		a->flags |= ADDR_ROUTING;
 
 	a->domain = at + 1;
 	a->domainlen = len - a->locallen - 1;
@@ -201,7 +195,7 @@ addr_is_postmaster(const struct addr *a)
 	if (a->local == NULL)
 		return 0;
 	/* "Postmaster" quoted is the same mailbox (RFC 5321 4.1.2) */
-	if (a->flags & AF_QUOTED)
+	if (a->flags & ADDR_QUOTED)
 		return a->locallen == 12 &&
 		    mem_casecmp(a->local + 1, "postmaster", 10) == 0;
 	return a->locallen == 10 &&
@@ -236,7 +230,7 @@ local_dot_string(const unsigned char *s, size_t len, int utf8,
 				return "non-ASCII address without SMTPUTF8";
 			if ((k = utf8_seq(s + i, len - i)) == 0)
 				return "malformed UTF-8 in local part";
-			*flags |= AF_UTF8;
+			*flags |= ADDR_UTF8;
 			atom++;
 			i += k;
 		}
@@ -254,7 +248,7 @@ local_quoted(const unsigned char *s, size_t len, int utf8, unsigned *flags,
 {
 	size_t	 i, k;
 
-	*flags |= AF_QUOTED;
+	*flags |= ADDR_QUOTED;
 	for (i = 1; i < len;) {
 		if (s[i] == '"') {
 			/* legal per grammar, but no mailbox is named "" */
@@ -277,7 +271,7 @@ local_quoted(const unsigned char *s, size_t len, int utf8, unsigned *flags,
 				return "non-ASCII address without SMTPUTF8";
 			if ((k = utf8_seq(s + i, len - i)) == 0)
 				return "malformed UTF-8 in local part";
-			*flags |= AF_UTF8;
+			*flags |= ADDR_UTF8;
 			i += k;
 		}
 	}
@@ -320,7 +314,7 @@ domain_check(const char *p, size_t len, int utf8, unsigned *flags)
 	if (len == 0)
 		return "empty domain";
 	if (p[0] == '[') {
-		*flags |= AF_LITERAL;
+		*flags |= ADDR_LITERAL;
 		return domain_literal(p, len);
 	}
 	if (p[len - 1] == '.')
@@ -363,7 +357,7 @@ domain_name(const unsigned char *s, size_t len, int utf8, unsigned *flags)
 				return "non-ASCII address without SMTPUTF8";
 			if ((k = utf8_seq(s + i, len - i)) == 0)
 				return "malformed UTF-8 in domain";
-			*flags |= AF_UTF8;
+			*flags |= ADDR_UTF8;
 			u = 1;
 		}
 		label += k;

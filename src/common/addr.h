@@ -14,30 +14,30 @@
 #define ADDR_PATH_MAX	256	/* RFC 5321 4.5.3.1.3, without <> */
 
 /* flags of struct addr */
-#define AF_QUOTED	0x01	/* local part was a quoted-string */
-#define AF_ROUTE	0x02	/* a source route "@a,@b:" was present
+#define ADDR_QUOTED	0x01	/* local part was a quoted-string */
+#define ADDR_ROUTE	0x02	/* a source route "@a,@b:" was present
 				   (dropped from the slices, RFC 5321 C) */
-#define AF_ROUTING	0x04	/* '%', '!' or '@' inside the local part */
-#define AF_UTF8		0x08	/* octets >= 0x80 (needs SMTPUTF8) */
-#define AF_LITERAL	0x10	/* domain is an address literal [..] */
-#define AF_POSTMASTER	0x20	/* bare "postmaster" (no domain), RFC 5321
+#define ADDR_ROUTING	0x04	/* '%', '!' or '@' inside the local part */
+#define ADDR_UTF8		0x08	/* octets >= 0x80 (needs SMTPUTF8) */
+#define ADDR_LITERAL	0x10	/* domain is an address literal [..] */
+#define ADDR_POSTMASTER	0x20	/* bare "postmaster" (no domain), RFC 5321
 				   4.5.1: RCPT TO:<Postmaster> */
 
 /*
  * struct addr - a parsed mailbox.  local and domain point into the
- * caller's input (the local part still quoted if AF_QUOTED).
+ * caller's input (the local part still quoted if ADDR_QUOTED).
  */
 struct addr {
 	const char	*local;
 	size_t		 locallen;
-	const char	*domain;	/* NULL for AF_POSTMASTER */
+	const char	*domain;	/* NULL for ADDR_POSTMASTER */
 	size_t		 domainlen;	/* trailing dot removed */
 	unsigned	 flags;
 };
 
 /*
  * addr_parse_mailbox - parse "local@domain" (no angle brackets; a
- * leading source route "@a,@b:" is accepted and flagged AF_ROUTE).
+ * leading source route "@a,@b:" is accepted and flagged ADDR_ROUTE).
  * utf8: accept octets >= 0x80 (SMTPUTF8 given).  Returns 0, or -1 with
  * *why set to a short static reason.
  */

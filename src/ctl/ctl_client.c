@@ -26,8 +26,6 @@
 
 #include "../lib/buf.h"
 #include "../lib/util.h"
-/* <sys/socket.h> has its own AF_ROUTE; addr.h's flag is not used here */
-#undef AF_ROUTE
 #include "../common/addr.h"
 #include "../common/control.h"
 #include "ctl_client.h"

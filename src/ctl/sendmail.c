@@ -43,8 +43,6 @@
 #include "../lib/util.h"
 #include "../common/config.h"
 #include "../common/spool.h"
-/* <sys/socket.h> (via config.h) has its own AF_ROUTE; addr.h's wins */
-#undef AF_ROUTE
 #include "../common/addr.h"
 #include "../smtp_in/smtp_parse.h"	/* enum smtp_body values only */
 #include "ctl_client.h"
@@ -344,7 +342,7 @@ sm_check_addr(const char *s, int *utf8, const char **why)
 
 	if (addr_parse_mailbox(s, strlen(s), 1, &a, why) == -1)
 		return -1;
-	if (a.flags & AF_ROUTE) {
+	if (a.flags & ADDR_ROUTE) {
 		*why = "source routes are not accepted";
 		return -1;
 	}
@@ -352,7 +350,7 @@ sm_check_addr(const char *s, int *utf8, const char **why)
 		*why = "missing @domain";
 		return -1;
 	}
-	*utf8 = (a.flags & AF_UTF8) != 0;
+	*utf8 = (a.flags & ADDR_UTF8) != 0;
 	return 0;
 }
 

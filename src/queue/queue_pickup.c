@@ -41,8 +41,6 @@
 
 #include "../lib/log.h"
 #include "../lib/util.h"
-/* XXX <sys/socket.h> (via libevent) has its own AF_ROUTE; addr.h's wins */
-#undef AF_ROUTE
 #include "../common/addr.h"
 #include "../common/config.h"
 #include "../common/spool.h"
@@ -380,7 +378,7 @@ qpickup_addrs_ok(const struct envelope *env)
 		    10) == 0)
 			continue;
 		if (addr_parse_mailbox(env->rcpt[i], len, env->smtputf8, &a,
-		    &why) == -1 || (a.flags & AF_ROUTE))
+		    &why) == -1 || (a.flags & ADDR_ROUTE))
 			return 0;
 	}
 	return 1;

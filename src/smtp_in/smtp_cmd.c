@@ -358,7 +358,7 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		}
 		log_sanitize(a, n, la, sizeof(la));
 		if (!(s->flags & SF_RELAY) && ma.addr.domain != NULL &&
-		    !(ma.addr.flags & AF_LITERAL) &&
+		    !(ma.addr.flags & ADDR_LITERAL) &&
 		    config_is_local_domain(conf, ma.addr.domain,
 		    ma.addr.domainlen)) {
 			log_info("event=alarm type=spoof client=%s from=<%s> "
@@ -443,10 +443,10 @@ rcpt_policy(struct smtp_session *s, const struct addr *a, const char *la)
 {
 	int	 local;
 
-	if (a->flags & AF_POSTMASTER)
+	if (a->flags & ADDR_POSTMASTER)
 		return 0;
 	/* an address literal is never one of ours */
-	local = a->domain != NULL && !(a->flags & AF_LITERAL) &&
+	local = a->domain != NULL && !(a->flags & ADDR_LITERAL) &&
 	    config_is_local_domain(smtp_srv->conf, a->domain, a->domainlen);
 	if (local) {
 		if (addr_is_postmaster(a))
@@ -455,8 +455,8 @@ rcpt_policy(struct smtp_session *s, const struct addr *a, const char *la)
 		 * "user%other@ours", "@ours:user@other", "\"u@x\"@ours":
 		 * routing through us that a later hop might honour.
 		 */
-		if ((a->flags & (AF_ROUTING | AF_ROUTE)) ||
-		    ((a->flags & AF_QUOTED) &&
+		if ((a->flags & (ADDR_ROUTING | ADDR_ROUTE)) ||
+		    ((a->flags & ADDR_QUOTED) &&
 		    memchr(a->local, '@', a->locallen) != NULL)) {
 			log_info("event=alarm type=routing client=%s to=<%s> "
 			    "sid=%lu", s->addrtext, la, s->id);

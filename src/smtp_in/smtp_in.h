@@ -35,11 +35,6 @@
 #include "../common/config.h"
 #include "../common/role.h"
 #include "../common/spool.h"
-/*
- * addr.h names a flag AF_ROUTE, which <sys/socket.h> already defines
- * (= PF_NETLINK); socket.h is in by now, so let addr.h's flag win.
- */
-#undef AF_ROUTE
 #include "smtp_parse.h"
 
 #define SMTP_OUT_HIGH	(64 * 1024)	/* stop reading above this backlog */

@@ -190,7 +190,7 @@ smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *m,
 		m->null_sender = 1;
 	else if (addr_parse_mailbox(path, pathlen, 1, &m->addr, why) == -1)
 		return ARG_BAD_ADDR;
-	else if (m->addr.flags & AF_POSTMASTER) {
+	else if (m->addr.flags & ADDR_POSTMASTER) {
 		*why = "sender address needs a domain";
 		return ARG_BAD_ADDR;
 	}
@@ -201,7 +201,7 @@ smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *m,
 			return e;
 	}
 	/* RFC 6531 3.4: a non-ASCII path needs the SMTPUTF8 parameter */
-	if (!m->null_sender && (m->addr.flags & AF_UTF8) && !m->smtputf8) {
+	if (!m->null_sender && (m->addr.flags & ADDR_UTF8) && !m->smtputf8) {
 		*why = "non-ASCII address without SMTPUTF8";
 		return ARG_UTF8;
 	}
@@ -237,7 +237,7 @@ smtp_parse_rcpt(const char *arg, size_t len, int utf8,
 		*why = "unrecognized parameter";
 		return ARG_UNKNOWN_PARAM;
 	}
-	if ((r->addr.flags & AF_UTF8) && !utf8) {
+	if ((r->addr.flags & ADDR_UTF8) && !utf8) {
 		*why = "non-ASCII address without SMTPUTF8";
 		return ARG_UTF8;
 	}

@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!inside(in, len, a.local, a.locallen) ||
 		    a.locallen == 0 || a.locallen > ADDR_LOCAL_MAX)
 			abort();
-		if (a.flags & AF_POSTMASTER) {
+		if (a.flags & ADDR_POSTMASTER) {
 			if (a.domain != NULL || !addr_is_postmaster(&a))
 				abort();
 		} else if (!inside(in, len, a.domain, a.domainlen) ||
@@ -42,11 +42,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    !addr_domain_valid(a.domain, a.domainlen, utf8) ||
 		    a.local + a.locallen + 1 != a.domain)
 			abort();
-		if (!utf8 && (a.flags & AF_UTF8))
+		if (!utf8 && (a.flags & ADDR_UTF8))
 			abort();
-		if (((a.flags & AF_QUOTED) != 0) != (a.local[0] == '"'))
+		if (((a.flags & ADDR_QUOTED) != 0) != (a.local[0] == '"'))
 			abort();
-		if (((a.flags & AF_LITERAL) != 0) !=
+		if (((a.flags & ADDR_LITERAL) != 0) !=
 		    (a.domain != NULL && a.domain[0] == '['))
 			abort();
 	} else if (why == NULL)

@@ -89,8 +89,8 @@ command(const char *line, size_t len, int *utf8)
 		}
 		if (!m.null_sender) {
 			check_addr(&m.addr, cmd.arg, cmd.arglen);
-			if ((m.addr.flags & AF_POSTMASTER) ||
-			    ((m.addr.flags & AF_UTF8) && !m.smtputf8))
+			if ((m.addr.flags & ADDR_POSTMASTER) ||
+			    ((m.addr.flags & ADDR_UTF8) && !m.smtputf8))
 				abort();
 		}
 		if (m.auth != NULL &&
@@ -106,7 +106,7 @@ command(const char *line, size_t len, int *utf8)
 		}
 		if (!inside(cmd.arg, cmd.arglen, rc.path, rc.pathlen) ||
 		    !inside(rc.path, rc.pathlen, rc.addr.local,
-		    rc.addr.locallen) || ((rc.addr.flags & AF_UTF8) && !*utf8))
+		    rc.addr.locallen) || ((rc.addr.flags & ADDR_UTF8) && !*utf8))
 			abort();
 		check_addr(&rc.addr, cmd.arg, cmd.arglen);
 	}
@@ -119,7 +119,7 @@ check_addr(const struct addr *a, const char *arg, size_t len)
 	if (!inside(arg, len, a->local, a->locallen) || a->locallen == 0 ||
 	    a->locallen > ADDR_LOCAL_MAX)
 		abort();
-	if (a->flags & AF_POSTMASTER) {
+	if (a->flags & ADDR_POSTMASTER) {
 		if (a->domain != NULL)
 			abort();
 	} else if (!inside(arg, len, a->domain, a->domainlen) ||

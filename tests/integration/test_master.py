@@ -23,9 +23,9 @@ MSG = (b"From: a@remote.test\r\nTo: user@example.test\r\n"
 
 def role_pid(m, role, since=0):
     """pid of the newest spawn of role in the log."""
-    lines = m.log_lines(r"event=spawn role=%s pid=\d+" % re.escape(role),
-                        since)
-    assert lines, "no spawn of %s in log:\n%s" % (role, m.log_tail())
+    rx = r"event=spawn role=%s pid=\d+" % re.escape(role)
+    m.wait_log(rx, since=since)
+    lines = m.log_lines(rx, since)
     return int(re.search(r"pid=(\d+)", lines[-1]).group(1))
 
 
