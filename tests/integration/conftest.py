@@ -21,6 +21,7 @@ SIGALRM fallback below.
 
 import os
 import re
+import shutil
 import signal
 
 import pytest
@@ -82,7 +83,6 @@ def moat_base(request):
     if _failed(request) or getattr(request.node, "moat_keep", False):
         print("\nkept test directory: %s" % base)
     else:
-        import shutil
         shutil.rmtree(base, ignore_errors=True)
 
 
