@@ -160,4 +160,23 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
+# ---- DNS test driver ---------------------------------------------------
+# tests/tools/dnsq drives src/common/dns.c against tests/integration/
+# dnsserver.py for tests/integration/test_dns.py; built for both
+# integration runs (plain and ASan+UBSan).
+DNSQ_SRCS = tests/tools/dnsq.c src/common/dns.c src/common/config.c \
+	    $(LIB_SRCS)
+
+$(BUILD)/tools/dnsq: $(call obj,$(BUILD),$(DNSQ_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LIBS)
+
+$(BUILD)/asan/tools/dnsq: $(call obj,$(BUILD)/asan,$(DNSQ_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+integration: $(BUILD)/tools/dnsq
+integration-asan: $(BUILD)/asan/tools/dnsq
+# ---- end of DNS test driver ----------------------------------------------
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
