@@ -121,7 +121,8 @@ check: deps
 	$(MAKE) integration-asan
 	$(MAKE) fuzz-smoke
 
-run: deps all $(BUILD)/mailq
+run: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/mailq
 	@sh mk/run-dev.sh
 
 # libFuzzer targets: clang, ASan+UBSan, core sources rebuilt with clang
