@@ -165,8 +165,7 @@ clean:
 # tests/tools/dnsq drives src/common/dns.c against tests/integration/
 # dnsserver.py for tests/integration/test_dns.py; built for both
 # integration runs (plain and ASan+UBSan).
-DNSQ_SRCS = tests/tools/dnsq.c src/common/dns.c src/common/config.c \
-	    $(LIB_SRCS)
+DNSQ_SRCS = tests/tools/dnsq.c src/common/dns.c $(LIB_SRCS)
 
 $(BUILD)/tools/dnsq: $(call obj,$(BUILD),$(DNSQ_SRCS))
 	@mkdir -p $(dir $@)

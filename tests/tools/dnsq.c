@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
-#include "common/config.h"
+#include "common/config.h"	/* struct listen_addr */
 #include "common/dns.h"
 
 #define DNSQ_SERVERS_MAX	DNS_SERVERS_MAX
@@ -55,6 +56,7 @@ struct lookup {
 static void	 usage(void) __attribute__((noreturn));
 static void	 start(const char *, int);
 static void	 forget_pending(void);
+static int	 parse_server(const char *, struct listen_addr *);
 static void	 answer(const struct dns_result *, void *);
 static void	 print_txt(const unsigned char *, size_t);
 static void	 run_until_idle(void);
@@ -89,8 +91,7 @@ main(int argc, char *argv[])
 			break;
 		case 's':
 			if (conf.nservers == DNSQ_SERVERS_MAX ||
-			    config_parse_hostport(optarg, 53,
-			    &servers[conf.nservers]) == -1)
+			    parse_server(optarg, &servers[conf.nservers]) == -1)
 				usage();
 			conf.nservers++;
 			break;
@@ -137,6 +138,50 @@ usage(void)
 	fprintf(stderr, "usage: dnsq [-s host:port]... [-t timeout_ms] "
 	    "[-r tries] [-c entries] [-n max_neg_ttl] step...\n");
 	exit(2);
+}
+
+/*
+ * parse_server - "127.0.0.1:5353" or "[::1]:5353" into la, as config.c
+ * would for dns_servers (the driver links dns.c and src/lib only)
+ */
+static int
+parse_server(const char *arg, struct listen_addr *la)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&la->ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&la->ss;
+	char			 host[INET6_ADDRSTRLEN];
+	const char		*s = arg, *colon = strrchr(arg, ':');
+	size_t			 hlen;
+	long			 port;
+	char			*end;
+
+	memset(la, 0, sizeof(*la));
+	if (colon == NULL || strlen(s) >= sizeof(la->text))
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535)
+		return -1;
+	hlen = (size_t)(colon - s);
+	if (hlen > 2 && s[0] == '[' && s[hlen - 1] == ']') {
+		s++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		la->sslen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		la->sslen = sizeof(*sin6);
+	} else
+		return -1;
+	memcpy(la->text, arg, strlen(arg) + 1);	/* length checked above */
+	return 0;
 }
 
 /* start - one lookup "KIND:ARG"; cancelled at once if cancel */
