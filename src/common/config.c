@@ -46,6 +46,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "authdb.h"
 #include "config.h"
 
 #define CONF_FILE_MAX	(1024 * 1024)	/* config and map files */
@@ -180,6 +181,9 @@ static int	 map_entry_cmp(const void *, const void *);
 static const struct nexthop *map_find(const struct transport_map *,
 		    const char *, size_t);
 static void	 transport_free(struct transport_map *);
+static void	 auth_load(struct parse *, struct config *);
+static int	 auth_read(struct parse *, const char *, const char *,
+		    struct buf *);
 static int	 prefix_match(const uint8_t *, const uint8_t *, unsigned);
 static unsigned	 la_port(const struct listen_addr *);
 
@@ -193,6 +197,14 @@ static unsigned	 la_port(const struct listen_addr *);
  * not zero; lists are capped so that a typo cannot ask for millions.
  */
 static const struct keyword keywords[] = {
+	{ "auth_failure_delay",	KW_DURATION,	OFF(auth_failure_delay), 0,
+	    "1s", 1, MINUTE, 0 },
+	{ "auth_failure_limit",	KW_COUNT,	OFF(auth_failure_limit), 0,
+	    "5", 1, 1000, 0 },
+	{ "auth_failure_window", KW_DURATION,	OFF(auth_failure_window), 0,
+	    "10m", 1, DAY, 0 },
+	{ "auth_sender_map",	KW_PATH,	OFF(auth_sender_map_file), 0,
+	    NULL, 0, 0, 0 },
 	{ "auth_users_file",	KW_PATH,	OFF(auth_users_file), 0,
 	    NULL, 0, 0, 0 },
 	{ "command_filter",	KW_FILTER,	OFF(filter), OFF(nfilter),
@@ -304,6 +316,8 @@ config_load_mem(const char *name, const char *p, size_t len, FILE *errf)
 	}
 	if (!ps.stop && c->transport_map_file != NULL)
 		map_load(&ps, c);
+	if (!ps.stop && c->auth_users_file != NULL)
+		auth_load(&ps, c);
 	free(ps.seen);
 	free(ps.bad);
 	if (ps.nerr > 0) {
@@ -338,6 +352,8 @@ config_free(struct config *c)
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
 	free(c->auth_users_file);
+	free(c->auth_sender_map_file);
+	authdb_free(c->authdb);
 	free(c);
 }
 
@@ -1377,6 +1393,9 @@ check_semantics(struct parse *ps, struct config *c)
 	if (c->nsmtps_listen > 0 && c->tls_cert_file == NULL)
 		conf_errl(ps, kw_line(ps, "smtps_listen"), "smtps_listen "
 		    "needs tls_cert_file and tls_key_file");
+	if (c->auth_sender_map_file != NULL && c->auth_users_file == NULL)
+		conf_errl(ps, kw_line(ps, "auth_sender_map"), "auth_sender_map "
+		    "needs auth_users_file");
 	if (!kw_bad(ps, "listen") && !kw_bad(ps, "submission_listen") &&
 	    !kw_bad(ps, "smtps_listen") && c->nlisten == 0 &&
 	    c->nsubmission_listen == 0 && c->nsmtps_listen == 0)
@@ -1871,4 +1890,47 @@ la_port(const struct listen_addr *la)
 	}
 	sin6 = (const struct sockaddr_in6 *)(const void *)&la->ss;
 	return ntohs(sin6->sin6_port);
+}
+
+/* ---- AUTH users and sender map ---------------------------------- */
+
+/*
+ * auth_load - read auth_users_file and auth_sender_map into c->authdb
+ * (authdb.c), here in the master before any role is chrooted.  Their
+ * errors are "FILE:LINE: reason" of those files; a file that cannot be
+ * read is reported at its key's line of the config.
+ */
+static void
+auth_load(struct parse *ps, struct config *c)
+{
+	struct buf	 b;
+
+	if ((c->authdb = authdb_new()) == NULL)
+		fatal("config: authdb");
+	buf_init(&b, CONF_FILE_MAX + 1);
+	if (auth_read(ps, "auth_users_file", c->auth_users_file, &b) == 0)
+		ps->nerr += authdb_parse_users(c->authdb, c->auth_users_file,
+		    b.data != NULL ? b.data : "", b.len, ps->errf);
+	buf_free(&b);
+	if (c->auth_sender_map_file == NULL)
+		return;
+	buf_init(&b, CONF_FILE_MAX + 1);
+	if (auth_read(ps, "auth_sender_map", c->auth_sender_map_file,
+	    &b) == 0)
+		ps->nerr += authdb_parse_senders(c->authdb,
+		    c->auth_sender_map_file, b.data != NULL ? b.data : "",
+		    b.len, ps->errf);
+	buf_free(&b);
+}
+
+/* auth_read - one file of auth_load(); 0, or -1 (reported) */
+static int
+auth_read(struct parse *ps, const char *key, const char *path, struct buf *b)
+{
+	const char	*why;
+
+	if (read_capped(path, b, &why) == 0)
+		return 0;
+	conf_errl(ps, kw_line(ps, key), "%s %s: %s", key, path, why);
+	return -1;
 }

@@ -27,6 +27,8 @@
 #define CONF_VERB_MAX		16
 #define CONF_FILTER_MAX		32	/* entries in command_filter */
 
+struct authdb;				/* common/authdb.h */
+
 /* one listening address */
 struct listen_addr {
 	struct sockaddr_storage	 ss;
@@ -117,6 +119,11 @@ struct config {
 	char			*tls_key_file;
 	enum outbound_tls	 outbound_tls;
 	char			*auth_users_file;
+	char			*auth_sender_map_file;
+	struct authdb		*authdb;	/* both files, loaded; or NULL */
+	size_t			 auth_failure_limit;  /* per client, window */
+	time_t			 auth_failure_window;
+	time_t			 auth_failure_delay;  /* before a 535 */
 
 	size_t			 message_size_limit;
 	size_t			 max_recipients;
@@ -140,7 +147,8 @@ struct config {
 /*
  * config_load - parse file into a fresh struct config.  Errors are
  * written to errf as "FILE:LINE: reason" lines (all of them), and NULL
- * is returned if there was any.  Loads the transport map too.
+ * is returned if there was any.  Loads the transport map, the AUTH
+ * users and the sender map too (authdb.h).
  */
 struct config	*config_load(const char *file, FILE *errf);
 /*
