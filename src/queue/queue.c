@@ -19,8 +19,14 @@
  * capped at retry_max.  So a delivered recipient is on disk before any
  * retry could try it again.
  *
- * Failed recipients are logged status=bounced and counted; this build
- * generates no DSN, delay notice or queue_lifetime expiry.
+ * Failed recipients are logged status=bounced and counted.  When no
+ * recipient is pending any more and some failed, one bounce lists them
+ * all (queue_dsn.c) before the message is removed; if it cannot be
+ * written the message stays and the bounce is tried again.  A round
+ * that ends with recipients still pending past queue_lifetime fails
+ * them (4.4.7, status=expired) and bounces; past delay_warning it sends
+ * one delay notice, remembered as "warned" in the state file.  Retries
+ * are brought forward to those two ages so that they are kept on time.
  *
  * Invariants: a message with jobs > 0 is not run again, held, released
  * or deleted until its jobs are answered (hold and delete are then
@@ -52,6 +58,7 @@
 #define QUEUE_LOCAL_TIMEOUT	300	/* s per local job */
 #define QUEUE_STOP_GRACE	10	/* s for the job in flight at SIGTERM */
 #define QUEUE_NO_SMTP	"4.4.0 outbound SMTP delivery not available"
+#define QUEUE_EXPIRED	"4.4.7 Message expired"
 #define QUEUE_LOG_ADDR	300
 
 static struct queue	 queue;
@@ -65,6 +72,8 @@ static int	queue_rcpt_domain(struct queue *, const char *, char *,
 static void	queue_rcpt_result(struct queue *, struct qmsg *, size_t,
 		    const char *, unsigned, const char *);
 static void	queue_round_done(struct queue *, struct qmsg *);
+static void	queue_expire(struct queue *, struct qmsg *);
+static time_t	queue_next_attempt(struct queue *, struct qmsg *, time_t);
 static time_t	queue_backoff(struct queue *, unsigned);
 static int	queue_all_final(const struct qmsg *);
 static void	queue_finish(struct queue *, struct qmsg *, const char *);
@@ -479,6 +488,8 @@ queue_rcpt_result(struct queue *q, struct qmsg *m, size_t i,
 static void
 queue_round_done(struct queue *q, struct qmsg *m)
 {
+	time_t	 now;
+
 	if (queue_all_final(m)) {
 		queue_finish(q, m, "removed");
 		return;
@@ -489,8 +500,19 @@ queue_round_done(struct queue *q, struct qmsg *m)
 		if (queue_delete(q, m) == 0)
 			return;
 	}
+	now = time(NULL);
+	if (now - m->arrival >= q->conf->queue_lifetime) {
+		queue_expire(q, m);
+		queue_finish(q, m, "expired");
+		return;
+	}
+	/* once per message, also across restarts (the state has it) */
+	if (!m->warned && now - m->arrival >= q->conf->delay_warning &&
+	    q->conf->delay_warning < q->conf->queue_lifetime &&
+	    qdsn_send(q, m, QDSN_DELAY) == 0)
+		m->warned = 1;
 	m->attempts++;
-	m->next = time(NULL) + queue_backoff(q, m->attempts);
+	m->next = queue_next_attempt(q, m, now);
 	/* durable before the retry exists (delivered stays delivered) */
 	(void)qstore_state_write(m);
 	if (m->flags & QF_WANT_HOLD) {
@@ -499,6 +521,57 @@ queue_round_done(struct queue *q, struct qmsg *m)
 			return;
 	}
 	queue_msg_schedule(q, m, m->next);
+}
+
+/*
+ * queue_expire - queue_lifetime is over: every pending recipient
+ * fails.  The status stays 4.4.7 with Action: failed in the bounce, as
+ * Postfix does (RFC 3463 3.5: the temporary condition never cleared).
+ */
+static void
+queue_expire(struct queue *q, struct qmsg *m)
+{
+	struct qrcpt	*r;
+	char		 to[QUEUE_LOG_ADDR], text[QUEUE_REASON_MAX];
+	size_t		 i;
+	int		 n;
+
+	for (i = 0; i < m->nrcpt; i++) {
+		r = &m->rcpt[i];
+		if (r->status != RS_PENDING)
+			continue;
+		/* keep the last error: the sender learns why it expired */
+		n = r->reason[0] == '\0' ? -1 : snprintf(text, sizeof(text),
+		    "%s, last error: %s", QUEUE_EXPIRED, r->reason);
+		if (n < 0 || (size_t)n >= sizeof(text))
+			n = snprintf(text, sizeof(text), "%s", QUEUE_EXPIRED);
+		queue_reason_set(r->reason, text, strlen(text));
+		r->status = RS_FAILED;
+		STATS_ADD(bounced, 1);
+		log_sanitize(r->addr, strlen(r->addr), to, sizeof(to));
+		log_info("event=delivery qid=%s to=<%s> relay=none delay=%.2f "
+		    "status=expired dsn=4.4.7 reason=\"%s\"", m->qid, to,
+		    queue_delay(m->arrival), r->reason);
+	}
+}
+
+/*
+ * queue_next_attempt - the backoff, but not later than the delay
+ * notice (if not sent yet) or the expiry is due.
+ */
+static time_t
+queue_next_attempt(struct queue *q, struct qmsg *m, time_t now)
+{
+	time_t	 next, due;
+
+	next = now + queue_backoff(q, m->attempts);
+	due = m->arrival + q->conf->queue_lifetime;
+	if (!m->warned && q->conf->delay_warning < q->conf->queue_lifetime)
+		due = m->arrival + q->conf->delay_warning;
+	/* a due time already past (a notice that failed) changes nothing */
+	if (due > now && next > due)
+		next = due;
+	return next;
 }
 
 /* queue_backoff - retry_min * 2^(attempts-1), capped at retry_max */
@@ -538,6 +611,16 @@ queue_finish(struct queue *q, struct qmsg *m, const char *what)
 			failed++;
 	}
 	queue_msg_unschedule(m);
+	/* the bounce is durable before the message goes (at least once) */
+	if (failed > 0 && !(m->flags & QF_BOUNCED)) {
+		if (qdsn_send(q, m, QDSN_BOUNCE) == -1) {
+			if (m->where == QW_QUEUE)
+				queue_msg_schedule(q, m, time(NULL) +
+				    queue_backoff(q, 1));
+			return;
+		}
+		m->flags |= QF_BOUNCED;
+	}
 	if (qstore_remove(m) == -1) {
 		/* kept in memory; the rebuild at next start retries */
 		return;

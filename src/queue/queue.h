@@ -7,6 +7,7 @@
  *                    hold/release/delete/remove, startup rebuild
  *   queue_pickup.c   incoming/ and maildrop/ (inotify + scans)
  *   queue_ctl.c      the moatctl control socket
+ *   queue_dsn.c      bounces and delay notices (RFC 3464)
  *
  * Every queued message has one struct qmsg in memory, in q->msgs, from
  * the moment its file is in queue/ or hold/ until the file is gone.
@@ -60,6 +61,7 @@ enum qmsg_where {
 /* actions asked for while local jobs of the message were in flight */
 #define QF_WANT_HOLD	0x01
 #define QF_WANT_DELETE	0x02
+#define QF_BOUNCED	0x04	/* bounce written, removal pending */
 
 struct qmsg {
 	TAILQ_ENTRY(qmsg) entry;
@@ -73,6 +75,7 @@ struct qmsg {
 	unsigned	 attempts;	/* rounds that ended with a deferral */
 	time_t		 next;		/* next attempt; 0 = not scheduled */
 	char		 reason[QUEUE_REASON_MAX];	/* last deferral */
+	int		 warned;	/* delay notice sent (in the state) */
 	int		 jobs;		/* local jobs not yet answered */
 	int		 flags;		/* QF_* */
 	struct event	*timer;
@@ -138,6 +141,13 @@ int		 qstore_remove(struct qmsg *);
 void		 qstore_quarantine(const char *dir, const char *name,
 		    const char *why);
 void		 qstore_rebuild(struct queue *);
+
+/* queue_dsn.c */
+enum qdsn_kind {
+	QDSN_BOUNCE,	/* the failed recipients, Action: failed */
+	QDSN_DELAY	/* the pending recipients, Action: delayed */
+};
+int		 qdsn_send(struct queue *, struct qmsg *, enum qdsn_kind);
 
 /* queue_pickup.c */
 void		 qpickup_init(struct queue *);

@@ -10,6 +10,7 @@
  *   attempts N                 rounds that ended with a deferral
  *   next EPOCH                 next attempt, 0 = none
  *   reason TEXT                last deferral reason, may be empty
+ *   warned 0|1                 delay notice sent (optional, absent = 0)
  *   rcpt IDX STATUS N TEXT     one per recipient whose state is known:
  *                              STATUS pending|delivered|failed, N its
  *                              attempts, TEXT its last reason
@@ -156,8 +157,9 @@ qstore_state_write(struct qmsg *m)
 	    qstore_path(path, dir, m->qid, STATE_SUFFIX) == -1)
 		goto done;
 	if (buf_appendf(&b, "%s\narrival %lld\nattempts %u\nnext %lld\n"
-	    "reason %s\n", STATE_MAGIC, (long long)m->arrival, m->attempts,
-	    (long long)m->next, m->reason) == -1)
+	    "reason %s\nwarned %d\n", STATE_MAGIC, (long long)m->arrival,
+	    m->attempts, (long long)m->next, m->reason, m->warned ? 1 : 0) ==
+	    -1)
 		goto done;
 	for (i = 0; i < m->nrcpt; i++)
 		if (buf_appendf(&b, "rcpt %zu %s %u %s\n", i,
@@ -439,6 +441,7 @@ qstore_state_reset(struct qmsg *m)
 	m->attempts = 0;
 	m->next = 0;
 	m->reason[0] = '\0';
+	m->warned = 0;
 	for (i = 0; i < m->nrcpt; i++) {
 		m->rcpt[i].status = RS_PENDING;
 		m->rcpt[i].attempts = 0;
@@ -489,6 +492,12 @@ qstore_state_parse(struct qmsg *m, char *p, size_t len)
 		}
 		if (strcmp(line, "END") == 0)
 			break;
+		/* right after reason; older states have no such line */
+		if (i == 5 && (strcmp(line, "warned 0") == 0 ||
+		    strcmp(line, "warned 1") == 0)) {
+			m->warned = line[7] == '1';
+			continue;
+		}
 		/* rcpt IDX STATUS N TEXT */
 		if (llen < 5 || memcmp(line, "rcpt ", 5) != 0)
 			return -1;
