@@ -206,6 +206,7 @@ static void	 dns_parse_addr(struct dns_result *, int,
 		    const unsigned char *, size_t);
 static void	 dns_parse_ptr(struct dns_result *, const unsigned char *,
 		    size_t);
+static void	 dns_ptr_add(struct dns_result *, const char *);
 static void	 dns_parse_txt(struct dns_result *, const unsigned char *,
 		    size_t);
 static int	 dns_parse_status(struct dns_result *, int);
@@ -605,6 +606,9 @@ dns_result_parse(int type, const char *name, int status,
 	default:
 		panic("dns_result_parse: type %d", type);
 	}
+	/* no RR of the type after all (a CNAME only): negative TTL */
+	if (r->status == DNS_NODATA)
+		r->ttl = sc.negttl == UINT32_MAX ? 0 : sc.negttl;
 	/* the others count what they leave out themselves */
 	if ((type == DNS_T_A || type == DNS_T_AAAA) && r->status == DNS_OK &&
 	    sc.nrr > r->naddr)
@@ -1141,19 +1145,19 @@ dns_entry_cache(struct dns_entry *e, int status, const unsigned char *pkt,
     size_t len)
 {
 	struct dns_result	*r;
-	uint32_t		 ttl = 0;
+	uint32_t		 ttl = 0, max;
 
 	if (len > 0 && len <= DNS_CACHE_PKT_MAX && (status == ARES_SUCCESS ||
 	    status == ARES_ENODATA || status == ARES_ENOTFOUND)) {
 		r = dns_result_parse(e->type, e->name, status, pkt, len);
-		if (r != NULL && r->status != DNS_TEMPFAIL)
-			ttl = r->ttl;
+		if (r != NULL && r->status != DNS_TEMPFAIL) {
+			max = r->status == DNS_NODATA ||
+			    r->status == DNS_NXDOMAIN ? dns.conf.max_neg_ttl :
+			    dns.conf.max_ttl;
+			ttl = r->ttl < max ? r->ttl : max;
+		}
 		dns_result_free(r);
 	}
-	if (status == ARES_SUCCESS && ttl > dns.conf.max_ttl)
-		ttl = dns.conf.max_ttl;
-	if (status != ARES_SUCCESS && ttl > dns.conf.max_neg_ttl)
-		ttl = dns.conf.max_neg_ttl;
 	if (ttl == 0 || (e->pkt = malloc(len)) == NULL) {
 		dns_entry_free(e);
 		return;
@@ -1323,7 +1327,7 @@ dns_parse_mx(struct dns_result *r, const unsigned char *pkt, size_t len)
 	int			 rc;
 
 	rc = ares_parse_mx_reply(pkt, (int)len, &head);
-	if (rc == ARES_ENODATA) {
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL)) {
 		r->status = DNS_NODATA;
 		goto done;
 	}
@@ -1444,9 +1448,7 @@ dns_parse_ptr(struct dns_result *r, const unsigned char *pkt, size_t len)
 {
 	struct hostent	*he = NULL;
 	struct in_addr	 any;
-	const char	*name;
-	char		 host[DNS_NAME_MAX + 1];
-	size_t		 i, j;
+	size_t		 i;
 	int		 rc;
 
 	/* the address only ends up in he->h_addr_list: any will do */
@@ -1466,29 +1468,40 @@ dns_parse_ptr(struct dns_result *r, const unsigned char *pkt, size_t len)
 		dns_fail(r, "out of memory");
 		goto done;
 	}
-	/* h_name is one of the PTR names, h_aliases has them all */
-	for (i = 0, name = he->h_name; name != NULL;
-	    name = he->h_aliases != NULL ? he->h_aliases[i++] : NULL) {
-		if (dns_name_normalize(name, strlen(name), host) == -1) {
-			r->truncated = 1;
-			continue;
-		}
-		for (j = 0; j < r->nptr; j++)
-			if (strcmp(r->ptr[j].name, host) == 0)
-				break;
-		if (j < r->nptr)
-			continue;
-		if (r->nptr == DNS_PTR_MAX) {
-			r->truncated = 1;
-			break;
-		}
-		memcpy(r->ptr[r->nptr++].name, host, sizeof(host));
-	}
+	/*
+	 * h_aliases holds the PTR names in answer order and h_name one of
+	 * them (the last): the aliases, then h_name should it be missing.
+	 */
+	for (i = 0; he->h_aliases != NULL && he->h_aliases[i] != NULL; i++)
+		dns_ptr_add(r, he->h_aliases[i]);
+	if (he->h_name != NULL)
+		dns_ptr_add(r, he->h_name);
 	if (r->nptr == 0)
 		dns_fail(r, "no valid PTR name");
 done:
 	if (he != NULL)
 		ares_free_hostent(he);
+}
+
+/* dns_ptr_add - add a PTR name unless invalid, known or over the bound */
+static void
+dns_ptr_add(struct dns_result *r, const char *name)
+{
+	char	 host[DNS_NAME_MAX + 1];
+	size_t	 j;
+
+	if (dns_name_normalize(name, strlen(name), host) == -1) {
+		r->truncated = 1;
+		return;
+	}
+	for (j = 0; j < r->nptr; j++)
+		if (strcmp(r->ptr[j].name, host) == 0)
+			return;
+	if (r->nptr == DNS_PTR_MAX) {
+		r->truncated = 1;
+		return;
+	}
+	memcpy(r->ptr[r->nptr++].name, host, sizeof(host));
 }
 
 /*
@@ -1505,7 +1518,8 @@ dns_parse_txt(struct dns_result *r, const unsigned char *pkt, size_t len)
 	int			 rc;
 
 	rc = ares_parse_txt_reply_ext(pkt, (int)len, &head);
-	if (rc == ARES_ENODATA) {
+	/* c-ares 1.18 says SUCCESS when no RR was of class IN, type TXT */
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL)) {
 		r->status = DNS_NODATA;
 		goto done;
 	}
