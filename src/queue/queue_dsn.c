@@ -277,7 +277,8 @@ qdsn_compose(struct queue *q, const struct qmsg *m, enum qdsn_kind kind,
     int priv, const struct buf *hdrs, const char *nqid, struct buf *b)
 {
 	const char	*host = q->conf->hostname;
-	char		 now[DSN_DATE_MAX], arr[DSN_DATE_MAX], until[DSN_DATE_MAX];
+	char		 now[DSN_DATE_MAX], arr[DSN_DATE_MAX];
+	char		 until[DSN_DATE_MAX];
 	int		 e = 0;
 
 	qdsn_date(time(NULL), now);
