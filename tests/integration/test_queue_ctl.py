@@ -351,22 +351,51 @@ def test_postmaster_goes_to_first_local_domain(moat, domains, first):
 def test_error_transport_5xx_fails_recipient(moat):
     m = moat(transport=["bad.test error:5.1.1 no such user"])
     before = stats(m)
-    s = send_raw(m, ["nobody@bad.test", "user@example.test"])
+    s = send_raw(m, ["nobody@bad.test", "user@example.test"],
+                 sender="sender@example.test")
     m.wait_maildir("user")
     m.wait_log(r"queue: event=delivery qid=%s to=<nobody@bad\.test> "
                r"relay=error delay=\d+\.\d\d status=bounced dsn=5\.1\.1 "
                r'reason="5\.1\.1 no such user"$' % s.qid)
     m.wait_log(r"queue: event=removed qid=%s delivered=1 bounced=1$"
                % s.qid)
+    # the failed recipient is reported to the sender: one bounce, a
+    # new message from <>, delivered here since the sender is local
+    dsn = m.wait_log(r"queue: event=bounce qid=%s dsn_qid=(%s) "
+                     r"to=<sender@example\.test> nrcpt=1$"
+                     % (s.qid, QID)).group(1)
+    got = m.wait_maildir("sender")
+    assert len(got) == 1
+    assert got[0].startswith(b"Return-Path: <>\nDelivered-To: "
+                             b"sender@example.test\n"), got[0][:200]
+    assert b"nobody@bad.test" in got[0] and b"5.1.1" in got[0]
+    m.wait_log(r"queue: event=removed qid=%s delivered=1 bounced=0$" % dsn)
     # nothing for the failed recipient, no file left in the spool
     assert not (m.mailroot / "bad.test").exists()
-    assert [p.parent.parent.name for p, _ in m.all_delivered()] == ["user"]
+    assert sorted(p.parent.parent.name for p, _ in m.all_delivered()) == \
+        ["sender", "user"]
+    wait_until(lambda: not m.spool_files("queue"), 5 * moatlib.SLOW,
+               "an empty queue/")
     for sub in ("incoming", "queue", "hold", "tmp"):
         assert m.spool_files(sub) == [], sub
     after = stats(m)
     assert after["bounced"] - before["bounced"] == 1
-    assert after["delivered"] - before["delivered"] == 1
+    assert after["delivered"] - before["delivered"] == 2
     assert ctl_ok(m, "queue") == "Mail queue is empty\n"
+
+
+def test_error_transport_5xx_null_sender_no_bounce(moat):
+    m = moat(transport=["bad.test error:5.7.1 refused here"])
+    mark = m.log_mark()
+    s = send_raw(m, ["x@bad.test"], sender="")
+    m.wait_log(r"queue: event=delivery qid=%s to=<x@bad\.test> relay=error "
+               r'.*status=bounced dsn=5\.7\.1 reason="5\.7\.1 refused '
+               r'here"$' % s.qid, since=mark)
+    m.wait_log(r"queue: event=removed qid=%s delivered=0 bounced=1$"
+               % s.qid, since=mark)
+    assert m.spool_files("queue") == []
+    assert m.log_lines(r"event=bounce ", since=mark) == []
+    assert m.all_delivered() == []
 
 
 def test_error_transport_4xx_stays_queued(moat):
@@ -459,6 +488,29 @@ def test_flush_reattempts_deferred(moat):
     assert "\nattempts 2\n" in state, state
     # nothing is due any more: a second flush schedules it again
     assert ctl_ok(m, "flush") == "1 message scheduled for delivery\n"
+
+
+def test_restart_keeps_deferred_schedule(moat):
+    m = moat()
+    s = send_raw(m, ["user@example.test", "x@elsewhere.test"])
+    m.wait_maildir("user")
+    wait_deferred(m, s.qid)
+    wait_state_file(m, s.qid)
+    before, rc_before = parse_show(ctl_ok(m, "show", s.qid))
+    mark = m.log_mark()
+    m.restart()
+    m.wait_log(r"queue: event=start role=queue messages=1$", since=mark)
+    time.sleep(0.5 * moatlib.SLOW)
+    # not retried at start: the next attempt stays where it was, and
+    # the delivered recipient is not delivered again
+    assert m.log_lines(r"event=delivery", since=mark) == []
+    after, rc_after = parse_show(ctl_ok(m, "show", s.qid))
+    for f in (before, after):
+        f["next_attempt"] = re.sub(r" \(in \d+[smhd]\)$", "",
+                                   f["next_attempt"])
+    assert after == before and rc_after == rc_before, (before, after)
+    assert [r["status"] for r in rc_after] == ["delivered", "pending"]
+    assert len(m.maildir("user")) == 1
 
 
 def test_flush_empty_queue(moat):
@@ -736,7 +788,10 @@ try:
 except OSError as e:
     print("CONNECT-ERROR %d" % e.errno)
     sys.exit(0)
-s.sendall(b"queue\n")
+try:
+    s.sendall(b"queue\n")
+except (BrokenPipeError, ConnectionResetError):
+    pass    # refused (and closed) before the request was sent
 out = b""
 while True:
     try:

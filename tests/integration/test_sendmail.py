@@ -465,6 +465,74 @@ def test_message_too_large(moat):
     assert len(m.wait_maildir("user")) == 1
 
 
+def test_size_limit_boundary(moat):
+    m = moat(message_size_limit=2048)
+    head = (b"From: a@example.test\r\nDate: Mon, 02 Jun 2025 10:00:00 "
+            b"+0000\r\nMessage-ID: <l@example.test>\r\n\r\n")
+    line = b"z" * 62 + b"\r\n"
+    fill = 2048 - len(head)
+    body = line * (fill // len(line))
+    body += b"y" * (fill - len(body) - 2) + b"\r\n"
+    exact = head + body
+    assert len(exact) == 2048
+    # one octet over: refused, nothing left behind
+    r = sendmail(m, "user@example.test", input=exact + b"x\r\n")
+    assert r.returncode == EX_DATAERR, r
+    assert b"message too large" in r.stderr, r.stderr
+    no_maildrop_left(m)
+    # exactly at the limit: taken, and the queue takes it too
+    mark = m.log_mark()
+    submit(m, "user@example.test", input=exact)
+    got = m.wait_maildir("user")
+    assert body_of(got[0]) == body.replace(b"\r\n", b"\n")
+    assert m.log_lines(r"event=maildrop_refused", since=mark) == []
+
+
+def test_t_duplicates_removed(moat):
+    m = moat()
+    mark = m.log_mark()
+    submit(m, "-t", "user@example.test", "User <user@example.test>",
+           input=b"To: user@example.test, other@example.test\n"
+                 b"Cc: <other@example.test>\nSubject: d\n\nb\n")
+    q = queued_line(m, mark)
+    assert q.group("n") == "2", q.group(0)
+    m.wait_maildir("user")
+    m.wait_maildir("other")
+    time.sleep(0.3 * moatlib.SLOW)
+    assert len(m.maildir("user")) == 1 and len(m.maildir("other")) == 1
+
+
+def test_message_without_header_section(moat):
+    m = moat()
+    mark = m.log_mark()
+    submit(m, "-f", "s@example.test", "user@example.test",
+           input=b"just a body line\nand another\n")
+    orig = queued_line(m, mark).group("orig")
+    head, body = delivered_parts(m.wait_maildir("user")[0])
+    assert body == b"just a body line\nand another\n", body
+    # Return-Path, Delivered-To, the 3 lines of Received, then the
+    # added fields form the whole header section
+    assert len(head) == 8, head
+    # the -f address with the account's full name (gecos)
+    assert re.match(rb"^From: (\S.* )?<s@example\.test>$", head[5]), head
+    assert re.match(rb"^Date: %s$" % RFC5322_DATE.encode(), head[6]), head
+    assert head[7] == b"Message-ID: <%s@%s>" % (orig.encode(),
+                                                HOSTNAME.encode()), head
+
+
+def test_8bit_content_declared_8bitmime(moat):
+    m = moat()
+    m.stop()
+    submit(m, "user@example.test",
+           input="Subject: caf\u00e9\n\nna\u00efve\n".encode())
+    (name,) = os.listdir(m.spool / "maildrop")
+    data = (m.spool / "maildrop" / name).read_bytes()
+    assert b"\nbody 8BITMIME\n" in data, data
+    m.start()
+    got = m.wait_maildir("user")[0]
+    assert body_of(got) == "na\u00efve\n".encode()
+
+
 # ---- as a normal user -------------------------------------------------------
 
 @needs_root
