@@ -85,11 +85,11 @@ struct dns_entry {
 	int			 type;
 	char			*name;		/* in the same allocation */
 	int			 pending;
-	int			 status;	/* c-ares status of the answer */
+	int			 status;	/* c-ares status of answer */
 	int64_t			 expires;	/* monotonic ms, when cached */
 	unsigned char		*pkt;
 	size_t			 pktlen;
-	size_t			 bytes;		/* accounted in dns.cache_bytes */
+	size_t			 bytes;		/* in dns.cache_bytes */
 	TAILQ_HEAD(, dns_slot)	 waiters;
 	TAILQ_ENTRY(dns_entry)	 link;		/* dns.pending or dns.lru */
 };
@@ -138,7 +138,7 @@ struct dns_res {
 /* an MX record while sorting */
 struct dns_mxsort {
 	unsigned		 pref;
-	uint32_t		 key;		/* random: shuffles equal prefs */
+	uint32_t		 key;		/* random: shuffles ties */
 	const char		*host;
 };
 
@@ -149,7 +149,7 @@ static struct {
 	int			 up;
 	struct event_base	*base;
 	ares_channel		 channel;
-	struct dns_conf		 conf;		/* defaults applied, no servers */
+	struct dns_conf		 conf;		/* defaults applied */
 	struct timeval		 lifetime;
 	struct event		*timer;
 	struct event		*ready_ev;
@@ -219,6 +219,7 @@ dns_init(struct event_base *base, const struct dns_conf *conf)
 {
 	struct ares_options	 opts;
 	unsigned		 try_ms;
+	size_t			 nservers;
 	int			 rc, mask;
 
 	if (dns.up)
@@ -237,11 +238,18 @@ dns_init(struct event_base *base, const struct dns_conf *conf)
 		return -1;
 	}
 	/*
-	 * c-ares doubles its wait after each round over the servers, so
-	 * tries rounds take (2^tries - 1) waits: fit them in the bound.
-	 * The deadline timer of each query enforces the bound anyway.
+	 * c-ares waits one period per server in the first round over the
+	 * servers and doubles it each round, so tries rounds over n
+	 * servers take n * (2^tries - 1) periods: fit them in the bound.
+	 * n is unknown before resolv.conf is read; counting one server
+	 * then only lets the later rounds be cut short by the deadline
+	 * timer of each query, which enforces the bound in every case.
 	 */
-	try_ms = dns.conf.timeout_ms / ((1u << dns.conf.tries) - 1);
+	nservers = conf != NULL && conf->nservers > 0 ? conf->nservers : 1;
+	if (nservers > DNS_SERVERS_MAX)
+		nservers = DNS_SERVERS_MAX;
+	try_ms = dns.conf.timeout_ms / (unsigned)nservers /
+	    ((1u << dns.conf.tries) - 1);
 	if (try_ms < DNS_TRY_MS_MIN)
 		try_ms = DNS_TRY_MS_MIN;
 	memset(&opts, 0, sizeof(opts));
@@ -1093,8 +1101,9 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 {
 	struct dns_entry	*e = arg;
 	struct dns_slot		*s;
-	size_t			 len = abuf != NULL && alen > 0 ? (size_t)alen : 0;
+	size_t			 len;
 
+	len = abuf != NULL && alen > 0 ? (size_t)alen : 0;
 	TAILQ_REMOVE(&dns.pending, e, link);
 	dns.npending--;
 	e->pending = 0;

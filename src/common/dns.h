@@ -31,7 +31,7 @@
 struct event_base;
 struct listen_addr;
 
-#define DNS_NAME_MAX	253	/* text form, no trailing dot (RFC 1035 2.3.4) */
+#define DNS_NAME_MAX	253	/* text, no trailing dot (RFC 1035 2.3.4) */
 #define DNS_MX_MAX	32	/* MX hosts kept, best preferences first */
 #define DNS_ADDR_MAX	32	/* addresses kept per family */
 #define DNS_PTR_MAX	16	/* PTR names kept */
@@ -100,8 +100,12 @@ typedef void	(*dns_cb)(const struct dns_result *, void *arg);
 struct dns_conf {
 	const struct listen_addr *servers;	/* NULL: /etc/resolv.conf */
 	size_t		 nservers;		/* at most DNS_SERVERS_MAX */
-	unsigned	 timeout_ms;	/* bound of one lookup; 0 = 10000 */
-	unsigned	 tries;		/* sends per server; 0 = 2 */
+	unsigned	 timeout_ms;	/* hard bound of one lookup, after
+					   which it is DNS_TEMPFAIL "timeout";
+					   0 = 10000 */
+	unsigned	 tries;		/* rounds over the servers, each
+					   waiting twice the one before;
+					   0 = 2, at most 5 */
 	size_t		 cache_entries;	/* 0 = 10000 */
 	size_t		 cache_bytes;	/* 0 = 8 MiB */
 	uint32_t	 max_ttl;	/* cap of positive TTLs; 0 = 86400 */

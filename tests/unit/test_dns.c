@@ -22,6 +22,8 @@
 #include "common/dns.h"
 
 #define PKT_MAX		16384
+#define LABEL63		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"	/* 63 */
 
 /* a response under construction */
 struct pkt {
@@ -88,10 +90,8 @@ static const struct name_case names[] = {
 	{ "b\xc3\xbc" "cher.test", 0, NULL },
 	{ "a\0b.test", 8, NULL },
 	{ "[192.0.2.1]", 0, NULL },
-	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.t",
-	  0, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.t" },
-	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.t",
-	  0, NULL },
+	{ LABEL63 ".t", 0, LABEL63 ".t" },	/* RFC 1035 2.3.4 */
+	{ LABEL63 "a.t", 0, NULL },
 };
 
 static const struct parse_case cases[] = {
