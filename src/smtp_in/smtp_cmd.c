@@ -19,6 +19,11 @@
  * domain are refused; postmaster always gets through (RFC 5321 4.5.1).
  * A client outside relay_networks may not claim a local domain as
  * sender (spoofing).  Every refusal of this kind is an event=alarm.
+ *
+ * Submission (RFC 6409): on submission_listen and smtps_listen, MAIL
+ * needs AUTH first (530 5.7.0).  An authenticated client may relay
+ * anywhere, but only with an envelope sender its login owns
+ * (auth_sender_map, or the login itself): else 553 5.7.1 and an alarm.
  */
 #include <sys/socket.h>
 #include <errno.h>
@@ -28,6 +33,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../common/authdb.h"
 #include "../common/config.h"
 #include "../common/stats.h"
 #include "smtp_in.h"
@@ -64,6 +70,9 @@ static void	cmd_arg_error(struct smtp_session *, enum smtp_arg_error,
 		    const char *, int);
 static int	rcpt_policy(struct smtp_session *, const struct addr *,
 		    const char *);
+static int	mail_submission(struct smtp_session *);
+static int	mail_sender_owned(struct smtp_session *, const char *,
+		    size_t, const char *);
 static size_t	addr_join(const struct addr *, char *, size_t);
 static int	has_ctl(const char *, size_t);
 static size_t	verb_span(const char *, size_t);
@@ -74,7 +83,8 @@ static size_t	verb_span(const char *, size_t);
 /*
  * The verb table.  BDAT is accepted in every command state because a
  * refused chunk must still be read and discarded (RFC 3030 2); its
- * handler refuses by state.  STARTTLS only outside a transaction.
+ * handler refuses by state.  STARTTLS and AUTH only outside a
+ * transaction (RFC 4954 4: AUTH during a transaction is 503).
  */
 static const struct smtp_verb verbs[] = {
 	{ "EHLO",	ST_ALL,			VF_NEEDARG, cmd_ehlo },
@@ -91,12 +101,15 @@ static const struct smtp_verb verbs[] = {
 	{ "EXPN",	ST_ALL,			0, cmd_vrfy },
 	{ "STARTTLS",	ST(SMTP_ST_CONNECTED) | ST(SMTP_ST_HELO),
 						VF_NOARG, smtp_cmd_starttls },
+	{ "AUTH",	ST(SMTP_ST_HELO),	VF_NEEDARG, smtp_cmd_auth },
 	{ NULL,		0,			0, NULL }
 };
 
 /*
- * smtp_ehlo_build - prepare the two EHLO replies once (the hostname and
- * the size limit do not change in a process).  No software name.
+ * smtp_ehlo_build - prepare the EHLO replies once (the hostname and
+ * the size limit do not change in a process): before TLS with
+ * STARTTLS, in TLS with AUTH (RFC 4954 3: PLAIN and LOGIN send the
+ * password as is, so never in the clear), and plain.  No software name.
  */
 int
 smtp_ehlo_build(struct smtp_server *srv)
@@ -110,9 +123,13 @@ smtp_ehlo_build(struct smtp_server *srv)
 
 	buf_init(&srv->ehlo, 4096);
 	buf_init(&srv->ehlo_tls, 4096);
+	buf_init(&srv->ehlo_auth, 4096);
 	if (buf_appendf(&srv->ehlo, "250-%s\r\n", srv->conf->hostname) ||
 	    buf_appendf(&srv->ehlo, exts, srv->conf->message_size_limit) ||
 	    buf_appends(&srv->ehlo_tls, srv->ehlo.data) ||
+	    buf_appends(&srv->ehlo_auth, srv->ehlo.data) ||
+	    buf_appends(&srv->ehlo_auth,
+	    "250-AUTH PLAIN LOGIN\r\n250 CHUNKING\r\n") ||
 	    buf_appends(&srv->ehlo, "250 CHUNKING\r\n") ||
 	    buf_appends(&srv->ehlo_tls, "250-CHUNKING\r\n250 STARTTLS\r\n"))
 		return -1;
@@ -225,6 +242,9 @@ cmd_bad_sequence(struct smtp_session *s, const struct smtp_verb *v)
 	else if (v->proceed == smtp_cmd_starttls)
 		why = s->state == SMTP_ST_CHUNKING || (ST(s->state) & ST_TXN) ?
 		    "STARTTLS not allowed in a transaction" : why;
+	else if (v->proceed == smtp_cmd_auth)
+		why = s->state == SMTP_ST_CHUNKING || (ST(s->state) & ST_TXN) ?
+		    "AUTH not allowed in a transaction" : why;
 	smtp_reply_error(s, "503 5.5.1 %s", why);
 }
 
@@ -277,8 +297,12 @@ cmd_hello(struct smtp_session *s, const struct smtp_cmd *c, int esmtp)
 		smtp_reply(s, "250 %s", smtp_srv->conf->hostname);
 		return;
 	}
-	b = smtp_srv->tls_ctx != NULL && !(s->flags & SF_TLS) ?
-	    &smtp_srv->ehlo_tls : &smtp_srv->ehlo;
+	if (smtp_srv->tls_ctx != NULL && !(s->flags & SF_TLS))
+		b = &smtp_srv->ehlo_tls;
+	else if (smtp_auth_offered(s))
+		b = &smtp_srv->ehlo_auth;
+	else
+		b = &smtp_srv->ehlo;
 	smtp_reply_raw(s, b->data, b->len);
 }
 
@@ -322,16 +346,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	char			 a[ADDR_BUF_MAX], la[LOG_ADDR_MAX];
 	size_t			 n = 0;
 
-	if (s->kind != LK_MX) {
-		/* submission: TLS then AUTH; AUTH is not offered here */
-		if (!(s->flags & SF_TLS))
-			smtp_reply_error(s,
-			    "530 5.7.0 Must issue a STARTTLS command first");
-		else
-			smtp_reply_error(s,
-			    "530 5.7.0 Authentication required");
+	if (mail_submission(s) == -1)
 		return;
-	}
 	memset(&ma, 0, sizeof(ma));
 	if ((e = smtp_parse_mail(c->arg, c->arglen, &ma, &why)) != ARG_OK) {
 		cmd_arg_error(s, e, why, 1);
@@ -342,8 +358,13 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		smtp_reply_error(s, "555 5.5.4 Parameters require EHLO");
 		return;
 	}
-	if (ma.body == BODY_BINARYMIME || ma.auth != NULL) {
-		/* neither BINARYMIME nor AUTH is advertised */
+	/*
+	 * BINARYMIME is not advertised.  AUTH= is accepted where AUTH is
+	 * (RFC 4954 5) and its value ignored: we trust no client's word
+	 * on who submitted the message, only our own AUTH.
+	 */
+	if (ma.body == BODY_BINARYMIME ||
+	    (ma.auth != NULL && !smtp_auth_offered(s))) {
 		smtp_reply_error(s, "555 5.5.4 Unsupported parameter");
 		return;
 	}
@@ -357,7 +378,10 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 			return;
 		}
 		log_sanitize(a, n, la, sizeof(la));
-		if (!(s->flags & SF_RELAY) && ma.addr.domain != NULL &&
+		if (mail_sender_owned(s, a, n, la) == -1)
+			return;
+		if (!(s->flags & (SF_RELAY | SF_AUTH)) &&
+		    ma.addr.domain != NULL &&
 		    !(ma.addr.flags & ADDR_LITERAL) &&
 		    config_is_local_domain(conf, ma.addr.domain,
 		    ma.addr.domainlen)) {
@@ -466,12 +490,53 @@ rcpt_policy(struct smtp_session *s, const struct addr *a, const char *la)
 		}
 		return 0;
 	}
-	if (s->flags & SF_RELAY)
+	if (s->flags & (SF_RELAY | SF_AUTH))
 		return 0;
 	log_info("event=alarm type=relay client=%s to=<%s> sid=%lu",
 	    s->addrtext, la, s->id);
 	STATS_ADD(alarm_relay, 1);
 	smtp_reply_error(s, "550 5.7.1 Relaying denied");
+	return -1;
+}
+
+/*
+ * mail_submission - the submission ports take mail only after AUTH
+ * (RFC 6409 4.3), which needs TLS first.  0 to go on, -1 if answered.
+ */
+static int
+mail_submission(struct smtp_session *s)
+{
+	if (s->kind == LK_MX || (s->flags & SF_AUTH))
+		return 0;
+	if (!(s->flags & SF_TLS))
+		smtp_reply_error(s,
+		    "530 5.7.0 Must issue a STARTTLS command first");
+	else
+		smtp_reply_error(s, "530 5.7.0 Authentication required");
+	return -1;
+}
+
+/*
+ * mail_sender_owned - an authenticated user sends only as one of the
+ * addresses of its login (authdb_sender_ok); the null sender is
+ * allowed (it impersonates nobody; MDNs and vacation replies use it).
+ * 0 to go on, -1 if refused (answered, alarm logged).
+ */
+static int
+mail_sender_owned(struct smtp_session *s, const char *a, size_t n,
+    const char *la)
+{
+	char	 u[LOG_ADDR_MAX];
+
+	if (!(s->flags & SF_AUTH) ||
+	    authdb_sender_ok(smtp_srv->conf->authdb, s->authuser, a, n))
+		return 0;
+	log_sanitize(s->authuser, strlen(s->authuser), u, sizeof(u));
+	log_info("event=alarm type=sender_login_mismatch client=%s user=%s "
+	    "from=<%s> sid=%lu", s->addrtext, u, la, s->id);
+	STATS_ADD(alarm_spoof, 1);
+	smtp_reply_error(s,
+	    "553 5.7.1 Sender address rejected: not owned by user");
 	return -1;
 }
 

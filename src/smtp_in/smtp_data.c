@@ -381,8 +381,14 @@ txn_open(struct smtp_session *s)
 	field_copy(e->client_addr, sizeof(e->client_addr), s->addrtext);
 	field_copy(e->client_name, sizeof(e->client_name), "unknown");
 	field_copy(e->helo, sizeof(e->helo), s->helo ? s->helo : "");
-	field_copy(e->proto, sizeof(e->proto), (s->flags & SF_TLS) ?
-	    "ESMTPS" : (s->flags & SF_ESMTP) ? "ESMTP" : "SMTP");
+	/* RFC 3848: A for AUTH, S for TLS; AUTH implies EHLO */
+	if (s->flags & SF_AUTH) {
+		field_copy(e->proto, sizeof(e->proto), (s->flags & SF_TLS) ?
+		    "ESMTPSA" : "ESMTPA");
+		field_copy(e->auth, sizeof(e->auth), s->authuser);
+	} else
+		field_copy(e->proto, sizeof(e->proto), (s->flags & SF_TLS) ?
+		    "ESMTPS" : (s->flags & SF_ESMTP) ? "ESMTP" : "SMTP");
 	if (spool_msg_open(&t->msg, e, "tmp", "") == -1) {
 		log_warn("event=error client=%s sid=%lu error=spool_open",
 		    s->addrtext, s->id);
@@ -618,9 +624,10 @@ commit_complete(struct smtp_session *s)
 		log_sanitize(t->env.sender, strlen(t->env.sender), from,
 		    sizeof(from));
 		log_info("event=accepted qid=%s client=%s from=<%s> nrcpt=%zu "
-		    "size=%llu proto=%s sid=%lu", t->env.qid, s->addrtext, from,
-		    t->env.nrcpt, (unsigned long long)t->size, t->env.proto,
-		    s->id);
+		    "size=%llu proto=%s sid=%lu%s%s", t->env.qid, s->addrtext,
+		    from, t->env.nrcpt, (unsigned long long)t->size,
+		    t->env.proto, s->id, t->env.auth[0] ? " auth=" : "",
+		    t->env.auth);
 		STATS_ADD(msg_accepted, 1);
 		s->nmsgs++;
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env.qid);

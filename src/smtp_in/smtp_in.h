@@ -13,11 +13,15 @@
  *   smtp_data.c     DATA and BDAT streaming into the spool, the
  *                   Received header, the group-commit threads
  *   smtp_tls.c      STARTTLS and implicit TLS (bufferevent_openssl)
+ *   smtp_auth.c     AUTH PLAIN and LOGIN (RFC 4954), the password
+ *                   check threads, failure limits and delays
  *
  * Ownership: a session owns its bufferevent, its fd, its HELO copy and
  * at most one transaction.  A transaction handed to the commit threads
  * is owned by them until its completion is back on the loop; a session
- * whose client vanished meanwhile lingers (SF_DEAD) until then.
+ * whose client vanished meanwhile lingers (SF_DEAD) until then.  A
+ * password check with the AUTH threads holds only a job that the
+ * session detaches from when it is freed (smtp_auth.c).
  */
 #ifndef MOAT_SMTP_IN_H
 #define MOAT_SMTP_IN_H
@@ -54,6 +58,8 @@ enum smtp_state {
 	SMTP_ST_COMMIT,		/* message with the commit threads */
 	SMTP_ST_TLS,		/* STARTTLS: 220 flushing, then handshake */
 	SMTP_ST_CLOSING,	/* last reply queued, close once flushed */
+	SMTP_ST_AUTH_INPUT,	/* AUTH: 334 sent, reading the response */
+	SMTP_ST_AUTH_WAIT,	/* AUTH: password check or failure delay */
 	SMTP_ST_COUNT
 };
 
@@ -73,6 +79,7 @@ enum smtp_state {
 #define SF_SHUTDOWN	0x0040	/* SIGTERM: 421 after the pending reply */
 #define SF_INPROC	0x0080	/* inside smtp_session_process() */
 #define SF_HANDSHAKE	0x0100	/* TLS bufferevent installed, handshaking */
+#define SF_AUTH		0x0200	/* AUTH succeeded (s->authuser) */
 
 /* transaction flags */
 #define TF_OPEN		0x01	/* spool file open in tmp/ */
@@ -84,6 +91,7 @@ enum smtp_state {
 #define TF_LF		0x40	/* the last content octet was LF */
 
 struct smtp_session;
+struct smtp_auth;
 
 /* one mail transaction, from MAIL to the final reply */
 struct smtp_txn {
@@ -123,6 +131,8 @@ struct smtp_session {
 	unsigned		 ncmds;
 	unsigned		 nmsgs;
 	const char		*reason;	/* why it ended, for the log */
+	char			*authuser;	/* login after AUTH, malloc'd */
+	struct smtp_auth	*auth;		/* AUTH exchange or NULL */
 	int			 family;
 	uint8_t			 addr[16];
 	char			 addrtext[SMTP_ADDR_TEXT];
@@ -144,6 +154,7 @@ struct smtp_server {
 	int			 stopping;	/* SIGTERM */
 	struct buf		 ehlo;		/* EHLO reply without STARTTLS */
 	struct buf		 ehlo_tls;	/* EHLO reply with STARTTLS */
+	struct buf		 ehlo_auth;	/* EHLO reply in TLS with AUTH */
 	struct timeval		 cmd_tv;
 	struct timeval		 data_tv;
 };
@@ -193,5 +204,33 @@ void	smtp_tls_done(struct smtp_session *);
 int	smtp_tls_info(struct smtp_session *, const char **, const char **,
 	    int *);
 void	smtp_tls_log_error(struct smtp_session *);
+
+/* smtp_auth.c */
+void	smtp_cmd_auth(struct smtp_session *, const struct smtp_cmd *);
+void	smtp_auth_line(struct smtp_session *, const char *, size_t);
+void	smtp_auth_abort(struct smtp_session *);
+void	smtp_auth_session_free(struct smtp_session *);
+int	smtp_auth_offered(const struct smtp_session *);
+int	smtp_auth_init(struct event_base *);
+
+/*
+ * SASL decoding, pure functions over (ptr, len) for tests/fuzz:
+ * smtp_auth_b64_decode - strict base64 (RFC 4648 4: groups of four,
+ * '=' padding only at the end, no blanks) into out[0..outsz); 0 with
+ * *outlen, or -1.  smtp_auth_plain - split an RFC 4616 message
+ * "authzid NUL authcid NUL passwd" into slices of msg; 0, or -1 unless
+ * there are exactly two NULs and authcid and passwd are not empty.
+ */
+struct smtp_sasl_plain {
+	const char	*authzid;
+	size_t		 authzidlen;
+	const char	*authcid;
+	size_t		 authcidlen;
+	const char	*passwd;
+	size_t		 passwdlen;
+};
+int	smtp_auth_b64_decode(const char *, size_t, char *, size_t,
+	    size_t *);
+int	smtp_auth_plain(const char *, size_t, struct smtp_sasl_plain *);
 
 #endif

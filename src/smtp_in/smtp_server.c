@@ -35,6 +35,7 @@
 
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../common/authdb.h"
 #include "../common/config.h"
 #include "../common/role.h"
 #include "../common/stats.h"
@@ -109,6 +110,8 @@ smtp_in_run(struct role_ctx *ctx)
 		fatalx("smtp-in: event_base_new failed");
 	if (smtp_commit_init(srv->base) == -1)
 		fatal("smtp-in: commit threads");
+	if (srv->conf->authdb != NULL && smtp_auth_init(srv->base) == -1)
+		fatal("smtp-in: auth threads");
 
 	nlev = ctx->nlisteners;
 	if ((lev = calloc(nlev ? nlev : 1, sizeof(*lev))) == NULL)
@@ -133,9 +136,10 @@ smtp_in_run(struct role_ctx *ctx)
 		fatalx("smtp-in: evtimer_new");
 
 	log_info("event=start listeners=%zu tls=%s max_connections=%zu "
-	    "max_connections_per_ip=%zu", nlev,
+	    "max_connections_per_ip=%zu auth_users=%zu", nlev,
 	    srv->tls_ctx ? "yes" : "no", srv->conf->max_connections,
-	    srv->conf->max_connections_per_ip);
+	    srv->conf->max_connections_per_ip, srv->conf->authdb != NULL ?
+	    authdb_count(srv->conf->authdb) : 0);
 	if (event_base_dispatch(srv->base) == -1)
 		fatalx("smtp-in: event loop failed");
 	log_info("event=stop sessions=%zu", srv->nsessions);

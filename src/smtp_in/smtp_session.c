@@ -58,6 +58,8 @@ static const char *const state_names[SMTP_ST_COUNT] = {
 	[SMTP_ST_COMMIT] = "commit",
 	[SMTP_ST_TLS] = "tls",
 	[SMTP_ST_CLOSING] = "closing",
+	[SMTP_ST_AUTH_INPUT] = "auth_input",
+	[SMTP_ST_AUTH_WAIT] = "auth_wait",
 };
 
 /* smtp_state_name - printable name of a state */
@@ -157,6 +159,8 @@ smtp_session_free(struct smtp_session *s)
 		return;
 	}
 	smtp_txn_free(s);
+	smtp_auth_session_free(s);
+	free(s->authuser);
 	free(s->helo);
 	smtp_server_session_gone(s);
 	free(s);
@@ -300,6 +304,7 @@ smtp_session_process(struct smtp_session *s)
 		case SMTP_ST_MAIL:
 		case SMTP_ST_RCPT:
 		case SMTP_ST_CHUNKING:
+		case SMTP_ST_AUTH_INPUT:
 			more = session_command(s, in);
 			break;
 		case SMTP_ST_DATA:
@@ -311,6 +316,7 @@ smtp_session_process(struct smtp_session *s)
 		case SMTP_ST_COMMIT:
 		case SMTP_ST_TLS:
 		case SMTP_ST_CLOSING:
+		case SMTP_ST_AUTH_WAIT:
 			more = 0;
 			break;
 		default:
@@ -324,7 +330,9 @@ smtp_session_process(struct smtp_session *s)
 /*
  * session_command - take one command line off the input.  Returns 1
  * when something was consumed (call again), 0 when more input is
- * needed or the state no longer reads commands.
+ * needed or the state no longer reads commands.  In SMTP_ST_AUTH_INPUT
+ * the line is an AUTH response (RFC 4954 4), not a command: it goes to
+ * smtp_auth_line(), bounded by the AUTH verb's own cap (srv->linecap).
  */
 static int
 session_command(struct smtp_session *s, struct evbuffer *in)
@@ -363,10 +371,14 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 	r = smtp_line_next(p, n, smtp_srv->linecap, &linelen, &consumed);
 	switch (r) {
 	case LINE_NEED_MORE:
-		if (n > SMTP_LINE_MAX)
+		if (n > SMTP_LINE_MAX && s->state != SMTP_ST_AUTH_INPUT)
 			session_partial_cap(s, p, n);
 		return 0;
 	case LINE_TOO_LONG:
+		if (s->state == SMTP_ST_AUTH_INPUT) {
+			smtp_filter_alarm(s, "AUTH", 4, n);
+			return 0;
+		}
 		/* the cap holds before any CRLF: the buffer stays bounded */
 		for (linelen = 0; linelen < n && linelen < CONF_VERB_MAX &&
 		    p[linelen] != ' '; linelen++)
@@ -376,6 +388,7 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 	case LINE_BARE_LF:
 	case LINE_BARE_CR:
 		session_bare(s, in, p, n);
+		smtp_auth_abort(s);
 		return 1;
 	case LINE_OK:
 		break;
@@ -384,7 +397,10 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 	}
 	s->ncmds++;
 	STATS_ADD(bytes_received, consumed);
-	smtp_cmd_line(s, p, linelen, consumed);
+	if (s->state == SMTP_ST_AUTH_INPUT)
+		smtp_auth_line(s, p, linelen);
+	else
+		smtp_cmd_line(s, p, linelen, consumed);
 	evbuffer_drain(in, consumed);
 	if (s->state == SMTP_ST_TLS) {
 		/*
@@ -451,7 +467,8 @@ session_io_update(struct smtp_session *s)
 	if (s->bev == NULL)
 		return;
 	want = (ST(s->state) & (ST_COMMANDS | ST(SMTP_ST_DATA) |
-	    ST(SMTP_ST_BDAT))) && !(s->flags & SF_OUTFULL);
+	    ST(SMTP_ST_BDAT) | ST(SMTP_ST_AUTH_INPUT))) &&
+	    !(s->flags & SF_OUTFULL);
 	if (want && !(bufferevent_get_enabled(s->bev) & EV_READ))
 		bufferevent_enable(s->bev, EV_READ);
 	else if (!want && (bufferevent_get_enabled(s->bev) & EV_READ))
@@ -545,7 +562,8 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (s->flags & (SF_TLS | SF_HANDSHAKE))
 			smtp_tls_log_error(s);
 	} else if (s->state != SMTP_ST_CLOSING && s->state != SMTP_ST_HELO &&
-	    s->state != SMTP_ST_CONNECTED)
+	    s->state != SMTP_ST_CONNECTED &&
+	    s->state != SMTP_ST_AUTH_INPUT && s->state != SMTP_ST_AUTH_WAIT)
 		s->reason = "eof_in_transaction";
 	smtp_session_free(s);
 }
