@@ -12,7 +12,7 @@ import time
 
 import moatlib
 from moatlib import wait_until
-from test_queue_ctl import (MSG, QID, QID_RE, ctl_ok, parse_mailq,
+from test_queue_ctl import (MSG, QID_RE, ctl_ok, parse_mailq,
                             parse_show, send_raw, stats, wait_deferred,
                             wait_state_file)
 from test_sendmail import queued_line, submit

@@ -25,7 +25,7 @@ from datetime import datetime
 import pytest
 
 import moatlib
-from moatlib import HOSTNAME, wait_until
+from moatlib import wait_until
 
 # Crockford base32, 16 characters (doc/QUEUE.md)
 QID = r"[0-9A-HJKMNP-TV-Z]{16}"
