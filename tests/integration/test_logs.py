@@ -252,7 +252,7 @@ def test_control_octets_never_reach_the_log(moat):
     parsed_log(m, mark)
 
 
-# ---- alarms ------------------------------------------------------------------
+# ---- alarms ----------
 
 def test_alarm_for_relay_attempts(moat):
     m = moat(relay_networks="127.0.0.1/32")

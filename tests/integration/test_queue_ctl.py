@@ -682,7 +682,7 @@ def test_stats_count_rejected_recipients_and_alarms(moat):
     assert d["msg_accepted"] == 0 and d["conn_total"] == 1, d
 
 
-# ---- moatctl: usage and errors -----------------------------------------------
+# ---- moatctl: usage and errors ----------
 
 @pytest.mark.parametrize("args,msg", [
     ((), None),

@@ -411,7 +411,7 @@ def test_mailq_when_down(moat):
                             "on %s/control)\n" % (prog, m.spool)).encode()
 
 
-# ---- exit codes ---------------------------------------------------------------
+# ---- exit codes ----------
 
 @pytest.mark.parametrize("args,input,code,msg", [
     ((), b"Subject: x\n\nb\n", EX_USAGE, "no recipients given"),
