@@ -158,6 +158,7 @@ static struct {
 	size_t			 nready;
 	struct dns_entries	 pending;
 	size_t			 npending;
+	int			 busy_logged;
 	struct dns_entries	 lru;		/* cached, oldest use first */
 	size_t			 ncached;
 	size_t			 cache_bytes;
@@ -494,8 +495,14 @@ dns_ptr_name(const struct sockaddr *sa, char *out)
 	}
 	if (sa->sa_family != AF_INET6)
 		return -1;
-	/* RFC 3596 2.5: nibbles, least significant first: 72 octets */
 	b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+	/* an IPv4 client on a dual-stack socket: its in-addr.arpa name */
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)b)) {
+		n = snprintf(out, DNS_NAME_MAX + 1, "%u.%u.%u.%u.in-addr.arpa",
+		    b[15], b[14], b[13], b[12]);
+		return (n < 0 || n > DNS_NAME_MAX) ? -1 : 0;
+	}
+	/* RFC 3596 2.5: nibbles, least significant first: 72 octets */
 	for (i = 15; i >= 0; i--) {
 		*p++ = hex[b[i] & 0xf];
 		*p++ = '.';
@@ -927,11 +934,15 @@ dns_slot_start(struct dns_slot *s)
 		return;
 	}
 	if (dns.npending >= DNS_PENDING_MAX) {
-		log_warnx("dns: %d queries in flight, refusing more",
-		    DNS_PENDING_MAX);
+		if (!dns.busy_logged)	/* once per overload, not per query */
+			log_warnx("dns: %d queries in flight, refusing more",
+			    DNS_PENDING_MAX);
+		dns.busy_logged = 1;
 		dns_slot_finish(s, DNS_ARES_BUSY, NULL, 0, 0, 0);
 		return;
 	}
+	if (dns.npending < DNS_PENDING_MAX / 2)
+		dns.busy_logged = 0;
 	nlen = strlen(s->q->name);
 	if ((e = calloc(1, sizeof(*e) + nlen + 1)) == NULL) {
 		log_warn("dns: entry");

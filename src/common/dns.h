@@ -129,7 +129,10 @@ struct dns_query *dns_query_mx(const char *domain, size_t len, dns_cb,
 /* dns_query_addr - A and/or AAAA (families: DNS_INET | DNS_INET6) */
 struct dns_query *dns_query_addr(const char *host, size_t len,
 	    int families, dns_cb, void *arg);
-/* dns_query_ptr - names of an AF_INET or AF_INET6 address */
+/*
+ * dns_query_ptr - names of an AF_INET or AF_INET6 address (an
+ * IPv4-mapped IPv6 address is looked up as the IPv4 address)
+ */
 struct dns_query *dns_query_ptr(const struct sockaddr *, dns_cb,
 	    void *arg);
 /* dns_query_txt - TXT records of name (SPF, DNSBL reasons) */

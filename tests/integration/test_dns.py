@@ -11,6 +11,7 @@ show a timeout fired.
 """
 
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -533,3 +534,44 @@ def test_dnsserver_cli_writes_seeds(tmp_path):
     seeds = sorted(os.listdir(d))
     assert "mx-example" in seeds and "ptr-1" in seeds
     assert all((d / s).stat().st_size > 12 for s in seeds)
+
+
+def test_slow_answer_within_the_bound(dnsq_bin, dns):
+    """An answer that takes a while still counts, and comes last."""
+    dns.set_behaviour("mx2.example.test", "delay=0.5")
+    answers = run_dnsq(dnsq_bin, dns, "a:mx2.example.test",
+                       "a:mx3.example.test", timeout_ms=3000)
+    assert [(a.arg, a.status) for a in answers] == [
+        ("mx3.example.test", "OK"), ("mx2.example.test", "OK")]
+
+
+def test_dnsserver_cli_serves_json_zones(dnsq_bin, tmp_path):
+    zones = tmp_path / "zones.json"
+    zones.write_text(json.dumps({"cli.test": {
+        "cli.test": [["MX", 5, "mx.cli.test"]],
+        "mx.cli.test": [["A", "192.0.2.55", 60]]}}))
+    port = moatlib.free_port()
+    p = subprocess.Popen(["/usr/bin/python3",
+                          str(Path(__file__).with_name("dnsserver.py")),
+                          "--listen", "127.0.0.1:%d" % port,
+                          "--zones", str(zones),
+                          "--behaviour", "sf.cli.test=servfail"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()      # bound: the test timeout
+        assert "udp+tcp 127.0.0.1:%d" % port in line, line
+        answers = run_dnsq(dnsq_bin, ["127.0.0.1:%d" % port], "mx:cli.test",
+                           "addr:mx.cli.test", "mx:sf.cli.test")
+        assert one(answers, "mx", "cli.test").mx == [(5, "mx.cli.test")]
+        a = one(answers, "addr", "mx.cli.test")
+        assert a.addrs == ["192.0.2.55"] and a.ttl == 60
+        assert one(answers, "mx", "sf.cli.test").status == "TEMPFAIL"
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 0

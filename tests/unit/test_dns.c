@@ -216,6 +216,9 @@ test_ptr_names(void)
 	dns_ptr_name((struct sockaddr *)&sin6, out);
 	check_str("ptr v6", out, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
 	    "0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	inet_pton(AF_INET6, "::ffff:198.51.100.7", &sin6.sin6_addr);
+	dns_ptr_name((struct sockaddr *)&sin6, out);
+	check_str("ptr v4-mapped", out, "7.100.51.198.in-addr.arpa");
 }
 
 static void
