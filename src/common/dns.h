@@ -78,7 +78,8 @@ struct dns_txt {
 
 struct dns_result {
 	enum dns_status	 status;
-	const char	*name;		/* as looked up: lower case, no dot */
+	const char	*name;		/* as looked up: lower case, no dot;
+					   "" for DNS_BADNAME */
 	const char	*why;		/* short reason for logs, e.g.
 					   "timeout", "SERVFAIL"; "" if OK */
 	uint32_t	 ttl;		/* seconds the answer stays valid */
