@@ -498,10 +498,15 @@ test_defaults(void)
 static void
 test_good(void)
 {
-	char		 map[128], text[4096], exp[4096];
+	char		 map[128], users[128], text[4096], exp[4096];
 	struct config	*c;
 	char		*err;
 
+	snprintf(users, sizeof(users), "%s/users", tmpdir);
+	/* sha512-crypt of "secret": the users file is loaded with the config */
+	write_file(users, "alice@example.test:$6$saltsalt$"
+	    "TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0"
+	    "Y77vwPZN.Pq.H91p5hVO1\n");
 	snprintf(map, sizeof(map), "%s/good.map", tmpdir);
 	write_file(map,
 	    "# internal delivery\n"
@@ -527,7 +532,7 @@ test_good(void)
 	    "tls_cert_file = /etc/moat/cert.pem\n"
 	    "tls_key_file = key.pem\n"
 	    "outbound_tls = verify\n"
-	    "auth_users_file = /etc/moat/users\n"
+	    "auth_users_file = %s\n"
 	    "message_size_limit = 10M\n"
 	    "max_recipients = 50\n"
 	    "max_connections = 500\n"
@@ -541,7 +546,7 @@ test_good(void)
 	    "delay_warning = 1d\n"
 	    "retry_min = 60\n"
 	    "retry_max = 2h\n"
-	    "log = syslog\n", map);
+	    "log = syslog\n", map, users);
 	err = load("good.conf", text, strlen(text), &c);
 	check(c != NULL && *err == '\0', "good config: %s", err);
 	free(err);
@@ -579,7 +584,7 @@ test_good(void)
 	check(strcmp(c->tls_cert_file, "/etc/moat/cert.pem") == 0 &&
 	    strcmp(c->tls_key_file, exp) == 0, "tls files");
 	check(c->outbound_tls == OTLS_VERIFY, "outbound_tls");
-	check(strcmp(c->auth_users_file, "/etc/moat/users") == 0, "auth");
+	check(strcmp(c->auth_users_file, users) == 0, "auth");
 	check(c->message_size_limit == 10485760 && c->max_recipients == 50 &&
 	    c->max_connections == 500 && c->max_connections_per_ip == 5 &&
 	    c->max_errors == 3, "limits");
