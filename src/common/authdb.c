@@ -215,7 +215,7 @@ authdb_sender_ok(const struct authdb *db, const char *login,
 				return 1;
 			continue;
 		}
-		/* "@domain": any mailbox there; the domain is after the last @ */
+		/* "@domain": any mailbox there (domain after the last @) */
 		if ((at = memrchr(addr, '@', len)) == NULL)
 			continue;
 		if (addr_domain_eq(at + 1, len - (size_t)(at + 1 - addr),

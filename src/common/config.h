@@ -120,7 +120,7 @@ struct config {
 	enum outbound_tls	 outbound_tls;
 	char			*auth_users_file;
 	char			*auth_sender_map_file;
-	struct authdb		*authdb;	/* both files, loaded; or NULL */
+	struct authdb		*authdb;	/* both files loaded, or NULL */
 	size_t			 auth_failure_limit;  /* per client, window */
 	time_t			 auth_failure_window;
 	time_t			 auth_failure_delay;  /* before a 535 */

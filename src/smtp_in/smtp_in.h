@@ -154,7 +154,7 @@ struct smtp_server {
 	int			 stopping;	/* SIGTERM */
 	struct buf		 ehlo;		/* EHLO reply without STARTTLS */
 	struct buf		 ehlo_tls;	/* EHLO reply with STARTTLS */
-	struct buf		 ehlo_auth;	/* EHLO reply in TLS with AUTH */
+	struct buf		 ehlo_auth;	/* EHLO reply in TLS, AUTH */
 	struct timeval		 cmd_tv;
 	struct timeval		 data_tv;
 };
