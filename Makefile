@@ -180,3 +180,6 @@ integration-asan: $(BUILD)/asan/tools/dnsq
 # ---- end of DNS test driver ----------------------------------------------
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# objects are never intermediate: keep them between runs
+.SECONDARY:
