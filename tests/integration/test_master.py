@@ -249,3 +249,28 @@ def test_sigkill_loses_no_acknowledged_message(moat):
     # the spool holds no leftover from the crash once all is delivered
     wait_until(lambda: m.spool_files("incoming") == [], 10 * SLOW,
                "incoming empty")
+
+
+def test_bad_certificate_at_reload_keeps_old_key(moat, moat_base):
+    from test_proto import make_cert
+    import ssl
+    cert, key = make_cert(moat_base)
+    m = moat(tls_cert_file=cert, tls_key_file=key)
+    good = cert.read_bytes()
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n"
+                     b"-----END CERTIFICATE-----\n")
+    mark = m.log_mark()
+    m.reload()
+    m.wait_log(r"event=tls reason=\"certificate ", since=mark)
+    m.wait_log(r"event=reload_failed reason=\"TLS key pair not usable",
+               since=mark)
+    # the running key still serves STARTTLS
+    with m.smtp() as s:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s.starttls(context=ctx)
+        assert s.sock.version() in ("TLSv1.2", "TLSv1.3")
+        s.sendmail("a@remote.test", ["user@example.test"], MSG)
+    m.wait_maildir("user")
+    cert.write_bytes(good)
