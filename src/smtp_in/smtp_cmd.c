@@ -68,6 +68,7 @@ static void	cmd_bad_sequence(struct smtp_session *,
 		    const struct smtp_verb *);
 static void	cmd_arg_error(struct smtp_session *, enum smtp_arg_error,
 		    const char *, int);
+static int	rcpt_seen(const struct envelope *, const char *, size_t);
 static int	rcpt_policy(struct smtp_session *, const struct addr *,
 		    const char *);
 static int	mail_submission(struct smtp_session *);
@@ -447,6 +448,11 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		STATS_ADD(rcpt_rejected, 1);
 		return;
 	}
+	if (rcpt_seen(&t->env, a, n)) {
+		/* RFC 5321 3.3: one copy per recipient, answered as usual */
+		smtp_reply(s, "250 2.1.5 Ok");
+		return;
+	}
 	if (envelope_add_rcpt(&t->env, a, n) == -1) {
 		log_warn("event=error client=%s sid=%lu error=alloc",
 		    s->addrtext, s->id);
@@ -456,6 +462,31 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	if (s->state != SMTP_ST_RCPT)
 		smtp_enter_state(s, SMTP_ST_RCPT);
 	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/*
+ * rcpt_seen - is a[0..n) already a recipient of this transaction?  The
+ * local part compares exactly, the domain ignoring ASCII case.
+ */
+static int
+rcpt_seen(const struct envelope *env, const char *a, size_t n)
+{
+	const char	*at, *r, *rat;
+	size_t		 i, rn, llen;
+
+	at = memrchr(a, '@', n);
+	llen = at ? (size_t)(at - a) : n;
+	for (i = 0; i < env->nrcpt; i++) {
+		r = env->rcpt[i];
+		rn = strlen(r);		/* our own copy, NUL-terminated */
+		rat = memrchr(r, '@', rn);
+		if (rn != n || (rat ? (size_t)(rat - r) : rn) != llen ||
+		    memcmp(r, a, llen) != 0)
+			continue;
+		if (mem_casecmp(r + llen, a + llen, n - llen) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 /*
