@@ -37,7 +37,7 @@ BUILD	?= build
 LIB_SRCS    := $(wildcard src/lib/*.c)
 COMMON_SRCS := $(wildcard src/common/*.c)
 DAEMON_SRCS := $(filter-out src/master/main.c, \
-		 $(wildcard src/master/*.c src/smtp_in/*.c src/queue/*.c \
+		 $(wildcard src/master/*.c src/smtp_in/*.c src/smtp_out/*.c src/queue/*.c \
 		 src/local/*.c))
 CTL_SRCS    := $(filter-out src/ctl/moatctl.c src/ctl/sendmail.c, \
 		 $(wildcard src/ctl/*.c))

@@ -78,6 +78,7 @@ enum kw_type {
 	KW_COUNT,	/* plain number, size_t */
 	KW_DOMAINS,	/* list of domains, char *[] lower case */
 	KW_DURATION,	/* time_t seconds */
+	KW_BOOL,	/* yes | no -> int */
 	KW_FILTER,	/* VERB:MAXLEN list, struct filter_rule[] */
 	KW_HOSTNAME,	/* char[CONF_HOSTNAME_MAX + 1] */
 	KW_LOG,		/* stderr | syslog -> int log_syslog */
@@ -175,8 +176,17 @@ static int	 parse_error_hop(const char *, struct nexthop *,
 static void	 nexthop_clear(struct nexthop *);
 static void	 fmt_duration(unsigned long long, char *, size_t);
 static void	 fmt_size(unsigned long long, char *, size_t);
-static void	 map_load(struct parse *, struct config *);
+typedef int	 map_value_fn(const char *, struct nexthop *, const char **);
+struct map_load_arg {
+	struct transport_map	*map;
+	map_value_fn		*value;
+	const char		*what;		/* "next hop", "policy" */
+};
+static void	 map_load(struct parse *, const char *, const char *,
+		    struct transport_map *, map_value_fn *, const char *);
 static void	 map_line(struct parse *, void *, const char *, size_t);
+static int	 parse_tls_policy(const char *, struct nexthop *,
+		    const char **);
 static int	 map_entry_cmp(const void *, const void *);
 static const struct nexthop *map_find(const struct transport_map *,
 		    const char *, size_t);
@@ -217,6 +227,8 @@ static const struct keyword keywords[] = {
 	    "4h", 1, 100 * DAY, 0 },
 	{ "dns_servers",	KW_ADDRS,	OFF(dns_servers),
 	    OFF(ndns_servers), NULL, 0, 8, 53 },
+	{ "hide_internal_hosts", KW_BOOL,	OFF(hide_internal_hosts), 0,
+	    "yes", 0, 0, 0 },
 	{ "hostname",		KW_HOSTNAME,	OFF(hostname), 0,
 	    NULL, 0, 0, 0 },
 	{ "listen",		KW_ADDRS,	OFF(listen), OFF(nlisten),
@@ -249,15 +261,43 @@ static const struct keyword keywords[] = {
 	    "1h", 1, 7 * DAY, 0 },
 	{ "retry_min",		KW_DURATION,	OFF(retry_min), 0,
 	    "5m", 1, DAY, 0 },
+	{ "smtp_connect_timeout", KW_DURATION,	OFF(smtp_connect_timeout), 0,
+	    "30s", 1, HOUR, 0 },
+	{ "smtp_connection_cache_time", KW_DURATION,
+	    OFF(smtp_connection_cache_time), 0, "2s", 1, HOUR, 0 },
+	{ "smtp_connection_reuse_time", KW_DURATION,
+	    OFF(smtp_connection_reuse_time), 0, "300s", 1, DAY, 0 },
+	{ "smtp_data_done_timeout", KW_DURATION, OFF(smtp_data_done_timeout),
+	    0, "10m", 1, DAY, 0 },
+	{ "smtp_data_init_timeout", KW_DURATION, OFF(smtp_data_init_timeout),
+	    0, "2m", 1, DAY, 0 },
+	{ "smtp_data_xfer_timeout", KW_DURATION, OFF(smtp_data_xfer_timeout),
+	    0, "3m", 1, DAY, 0 },
+	{ "smtp_destination_concurrency_limit", KW_COUNT,
+	    OFF(smtp_destination_concurrency_limit), 0, "20", 1, 10000, 0 },
+	{ "smtp_helo_name",	KW_HOSTNAME,	OFF(smtp_helo_name), 0,
+	    NULL, 0, 0, 0 },
+	{ "smtp_helo_timeout",	KW_DURATION,	OFF(smtp_helo_timeout), 0,
+	    "5m", 1, DAY, 0 },
+	{ "smtp_mail_timeout",	KW_DURATION,	OFF(smtp_mail_timeout), 0,
+	    "5m", 1, DAY, 0 },
+	{ "smtp_max_connections", KW_COUNT,	OFF(smtp_max_connections), 0,
+	    "100", 1, 100000, 0 },
+	{ "smtp_rcpt_timeout",	KW_DURATION,	OFF(smtp_rcpt_timeout), 0,
+	    "5m", 1, DAY, 0 },
 	{ "smtps_listen",	KW_ADDRS,	OFF(smtps_listen),
 	    OFF(nsmtps_listen), NULL, 0, 16, 465 },
 	{ "spool_dir",		KW_PATH,	OFF(spool_dir), 0,
 	    "/var/spool/moat", 0, 0, 0 },
 	{ "submission_listen",	KW_ADDRS,	OFF(submission_listen),
 	    OFF(nsubmission_listen), NULL, 0, 16, 587 },
+	{ "tls_ca_file",	KW_PATH,	OFF(tls_ca_file), 0,
+	    NULL, 0, 0, 0 },
 	{ "tls_cert_file",	KW_PATH,	OFF(tls_cert_file), 0,
 	    NULL, 0, 0, 0 },
 	{ "tls_key_file",	KW_PATH,	OFF(tls_key_file), 0,
+	    NULL, 0, 0, 0 },
+	{ "tls_policy_map",	KW_PATH,	OFF(tls_policy_map_file), 0,
 	    NULL, 0, 0, 0 },
 	{ "transport_map",	KW_PATH,	OFF(transport_map_file), 0,
 	    NULL, 0, 0, 0 },
@@ -315,7 +355,11 @@ config_load_mem(const char *name, const char *p, size_t len, FILE *errf)
 		check_semantics(&ps, c);
 	}
 	if (!ps.stop && c->transport_map_file != NULL)
-		map_load(&ps, c);
+		map_load(&ps, "transport_map", c->transport_map_file,
+		    &c->transport, config_parse_nexthop, "next hop");
+	if (!ps.stop && c->tls_policy_map_file != NULL)
+		map_load(&ps, "tls_policy_map", c->tls_policy_map_file,
+		    &c->tls_policy, parse_tls_policy, "policy");
 	if (!ps.stop && c->auth_users_file != NULL)
 		auth_load(&ps, c);
 	free(ps.seen);
@@ -351,6 +395,9 @@ config_free(struct config *c)
 	free(c->dns_servers);
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
+	free(c->tls_ca_file);
+	free(c->tls_policy_map_file);
+	transport_free(&c->tls_policy);
 	free(c->auth_users_file);
 	free(c->auth_sender_map_file);
 	authdb_free(c->authdb);
@@ -975,6 +1022,7 @@ kw_set(struct parse *ps, struct config *c, const struct keyword *kw,
 	case KW_DOMAINS:
 	case KW_FILTER:
 		return kw_list(ps, c, kw, val);
+	case KW_BOOL:
 	case KW_COUNT:
 	case KW_DURATION:
 	case KW_LOG:
@@ -1175,6 +1223,14 @@ kw_scalar(struct parse *ps, struct config *c, const struct keyword *kw,
 	unsigned long long	 v;
 
 	switch (kw->type) {
+	case KW_BOOL:
+		if (strcmp(val, "yes") == 0 || strcmp(val, "no") == 0) {
+			*FIELD(c, kw, int) = val[0] == 'y';
+			return 0;
+		}
+		conf_err(ps, "bad value \"%s\" for %s (yes or no)",
+		    quote(val, q, sizeof(q)), kw->name);
+		return -1;
 	case KW_LOG:
 		if (strcmp(val, "stderr") == 0 || strcmp(val, "syslog") == 0) {
 			*FIELD(c, kw, int) = val[1] == 'y';
@@ -1729,29 +1785,29 @@ fmt_size(unsigned long long v, char *out, size_t outsz)
 /* ---- transport map ---------------------------------------------- */
 
 /*
- * map_load - read c->transport_map_file into c->transport.  Errors are
- * reported as "MAPFILE:LINE: reason"; a file that cannot be read is
- * reported at the transport_map line of the config.  The entries are
- * sorted by pattern for binary search, which also puts duplicates side
- * by side.
+ * map_load - read a domain map (transport_map, tls_policy_map) from
+ * file into m, each right-hand side parsed by value.  Errors are
+ * reported at the key's line of the config when the file cannot be
+ * read, else at the file's own lines.  The entries are sorted for
+ * binary search; duplicate domains are errors.
  */
 static void
-map_load(struct parse *ps, struct config *c)
+map_load(struct parse *ps, const char *key, const char *file,
+    struct transport_map *m, map_value_fn *value, const char *what)
 {
-	struct transport_map	*m = &c->transport;
+	struct map_load_arg	 a = { m, value, what };
 	struct buf		 b;
 	const char		*why, *saved = ps->name;
 	size_t			 i;
 
 	buf_init(&b, CONF_FILE_MAX + 1);
-	if (read_capped(c->transport_map_file, &b, &why) == -1) {
-		conf_errl(ps, kw_line(ps, "transport_map"),
-		    "transport_map %s: %s", c->transport_map_file, why);
+	if (read_capped(file, &b, &why) == -1) {
+		conf_errl(ps, kw_line(ps, key), "%s %s: %s", key, file, why);
 		buf_free(&b);
 		return;
 	}
-	ps->name = c->transport_map_file;
-	for_each_line(ps, b.data != NULL ? b.data : "", b.len, map_line, m);
+	ps->name = file;
+	for_each_line(ps, b.data != NULL ? b.data : "", b.len, map_line, &a);
 	buf_free(&b);
 	if (m->n > 1)
 		qsort(m->v, m->n, sizeof(*m->v), map_entry_cmp);
@@ -1763,11 +1819,45 @@ map_load(struct parse *ps, struct config *c)
 	ps->name = saved;
 }
 
+/*
+ * parse_tls_policy - the right-hand side of a tls_policy_map line:
+ * may, encrypt or verify, kept in hop->code
+ */
+static int
+parse_tls_policy(const char *s, struct nexthop *hop, const char **why)
+{
+	memset(hop, 0, sizeof(*hop));
+	hop->kind = TR_ERROR;	/* unused; nexthop_clear() frees nothing */
+	if (strcmp(s, "may") == 0)
+		hop->code = OTLS_MAY;
+	else if (strcmp(s, "encrypt") == 0)
+		hop->code = OTLS_ENCRYPT;
+	else if (strcmp(s, "verify") == 0)
+		hop->code = OTLS_VERIFY;
+	else {
+		*why = "not may, encrypt or verify";
+		return -1;
+	}
+	return 0;
+}
+
+/* tls_policy_lookup - see config.h */
+enum outbound_tls
+tls_policy_lookup(const struct config *c, const char *dest, size_t len)
+{
+	const struct nexthop	*hop;
+
+	if ((hop = transport_lookup(&c->tls_policy, dest, len)) != NULL)
+		return (enum outbound_tls)hop->code;
+	return c->outbound_tls;
+}
+
 /* map_line - "DOMAIN NEXTHOP" (the next hop may contain blanks) */
 static void
 map_line(struct parse *ps, void *arg, const char *p, size_t len)
 {
-	struct transport_map	*m = arg;
+	struct map_load_arg	*a = arg;
+	struct transport_map	*m = a->map;
 	struct transport_entry	*e, *nv;
 	char			 q[CONF_QUOTE_MAX], *pat, *hop;
 	const char		*why;
@@ -1799,8 +1889,8 @@ map_line(struct parse *ps, void *arg, const char *p, size_t len)
 		m->v = nv;
 	}
 	e = &m->v[m->n];
-	if (config_parse_nexthop(hop, &e->hop, &why) == -1) {
-		conf_err(ps, "bad next hop \"%s\": %s",
+	if (a->value(hop, &e->hop, &why) == -1) {
+		conf_err(ps, "bad %s \"%s\": %s", a->what,
 		    quote(hop, q, sizeof(q)), why);
 		goto done;
 	}

@@ -118,6 +118,11 @@ struct config {
 	char			*tls_cert_file;
 	char			*tls_key_file;
 	enum outbound_tls	 outbound_tls;
+	char			*tls_ca_file;	/* for outbound "verify" */
+	char			*tls_policy_map_file;
+	/* loaded from the file; each entry's hop.code holds the enum
+	   outbound_tls of its domain (hop.kind is unused) */
+	struct transport_map	 tls_policy;
 	char			*auth_users_file;
 	char			*auth_sender_map_file;
 	struct authdb		*authdb;	/* both files loaded, or NULL */
@@ -142,6 +147,25 @@ struct config {
 	time_t			 retry_max;
 
 	int			 log_syslog;	/* log = syslog */
+
+	/* smtp-out (timeouts after RFC 5321 4.5.3.2) */
+	char			 smtp_helo_name[CONF_HOSTNAME_MAX + 1];
+					/* "" = hostname */
+	time_t			 smtp_connect_timeout;
+	time_t			 smtp_helo_timeout;	/* greeting, EHLO,
+							   STARTTLS, QUIT */
+	time_t			 smtp_mail_timeout;
+	time_t			 smtp_rcpt_timeout;
+	time_t			 smtp_data_init_timeout; /* the 354 */
+	time_t			 smtp_data_xfer_timeout; /* each write */
+	time_t			 smtp_data_done_timeout; /* after "." */
+	size_t			 smtp_destination_concurrency_limit;
+	size_t			 smtp_max_connections;	/* all destinations */
+	time_t			 smtp_connection_cache_time; /* idle reuse */
+	time_t			 smtp_connection_reuse_time; /* max age */
+	/* mail from relay_networks or AUTH leaving by MX or relay_host
+	   carries no Received header naming internal hosts */
+	int			 hide_internal_hosts;
 };
 
 /*
@@ -179,6 +203,15 @@ int		 config_in_relay_networks(const struct config *,
  */
 const struct nexthop *transport_lookup(const struct transport_map *,
 		    const char *domain, size_t len);
+
+/*
+ * tls_policy_lookup - the outbound TLS policy for a destination (the
+ * recipient domain for MX delivery, the host of smtp:host and
+ * smtp:[host]): tls_policy_map (exact, ".parent", "*"), else
+ * outbound_tls.
+ */
+enum outbound_tls tls_policy_lookup(const struct config *,
+		    const char *dest, size_t len);
 
 /* parse helpers, exported for the unit tests and other map parsers */
 int	config_parse_duration(const char *, time_t *);

@@ -49,10 +49,21 @@ struct role_ctx {
 	/* queue */
 	int		 control_fd;	/* listening unix socket "control" */
 	int		 local_sock;	/* SOCK_SEQPACKET to local delivery */
+	int		 out_sock;	/* SOCK_SEQPACKET queue <-> smtp-out */
+	/* smtp-out: made by smtp_out_preinit() before the privilege drop */
+	void		*out_state;
 };
 
 void	smtp_in_run(struct role_ctx *) __attribute__((noreturn));
 void	queue_run(struct role_ctx *) __attribute__((noreturn));
 void	local_run(struct role_ctx *) __attribute__((noreturn));
+/*
+ * smtp_out_preinit - what smtp-out needs from outside the chroot, done
+ * as root before privdrop: the event base, dns_init() (reads
+ * /etc/resolv.conf), the client SSL_CTX with tls_ca_file.  Stores its
+ * state in ctx->out_state; exits on failure.
+ */
+void	smtp_out_preinit(struct role_ctx *);
+void	smtp_out_run(struct role_ctx *) __attribute__((noreturn));
 
 #endif
