@@ -20,23 +20,51 @@ Options (all optional):
     rcpt_default  (code, text) for other recipients (default 250)
     data_code     (code, text), or a callable(Transaction) returning one,
                   for the end of DATA / BDAT LAST (default 250)
-    drop_at       "mail", "rcpt", "data" (after 354, before the end) or
-                  "dot" (after the whole message, before the reply):
-                  close the connection there without a reply
+    drop_at       "connect" (accept, then close without a greeting),
+                  "greeting" (close right after the greeting, as a
+                  421 server does), "mail", "rcpt", "data" (after 354,
+                  before the end) or "dot" (after the whole message,
+                  before the reply): close the connection there
+                  without a reply
     delay         seconds to wait before each reply (timeouts)
     tls_context   ssl.SSLContext (server side): advertise STARTTLS
+    starttls_code (code, text) answered to STARTTLS instead of 220
+                  (a refusing server); default None
     chunking      advertise CHUNKING and accept BDAT (default True)
+    pipelining    advertise PIPELINING (default True)
+    eightbitmime  advertise 8BITMIME (default True)
+    smtputf8      advertise SMTPUTF8 (default False)
+    size          the SIZE advertised (default 104857600); None or 0:
+                  SIZE without a number is not sent at all.  MAIL with
+                  a SIZE= over it is answered 552 5.3.4 (RFC 1870)
     max_line      longest line accepted (default 100000)
 
+All options are attributes and may be changed while the sink runs
+(sink.greeting = (220, "ESMTP"), sink.tls_context = ctx ...).
+
 Transactions are recorded when the sink answers the end of the data with
-a 2xx code; refused and aborted ones are in .failed.  Every wait is
+a 2xx code; refused and aborted ones are in .failed.  Besides them the
+sink records every connection: .connections (count), .peers (client
+addresses in order), .active and .max_active (sessions open at once),
+.connect_times (time.monotonic() of each accept) and .commands, every
+command line as (connection number from 1, in TLS?, line as str); the
+text of a BDAT chunk or of DATA is not a command.  Every wait is
 bounded.
+
+Several sinks that play MX hosts listen on distinct loopback addresses
+and the same port (moat's remote_smtp_port):
+
+    port = common_port(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    a = SmtpSink(host="127.0.0.3", port=port, greeting=(421, "busy"))
 """
 
+import errno
 import socket
 import socketserver
 import threading
 import time
+
+DEFAULT_SIZE = 104857600
 
 
 def _reply_of(v, default):
@@ -56,6 +84,7 @@ class Transaction:
         self.helo = session.helo
         self.esmtp = session.esmtp
         self.tls = session.tls
+        self.conn = session.conn
         self.mail_from = None
         self.mail_params = []
         self.rcpts = []             # accepted recipients, as given
@@ -77,10 +106,11 @@ class _Closed(Exception):
 class _Session:
     """The per-connection state, run in one server thread."""
 
-    def __init__(self, sink, sock, peer):
+    def __init__(self, sink, sock, peer, conn=0):
         self.sink = sink
         self.sock = sock
         self.peer = peer
+        self.conn = conn
         self.buf = b""
         self.helo = None
         self.esmtp = False
@@ -125,12 +155,17 @@ class _Session:
     # ---- protocol --------------------------------------------------
 
     def run(self):
+        if self.sink.drop_at == "connect":
+            return
         code, text = self.sink.greeting
         self.send(code, "%s %s" % (self.sink.hostname, text))
+        if self.sink.drop_at == "greeting":
+            return
         self.refusing = code >= 400
         while True:
             line = self.line()
             cmd = line.rstrip(b"\r\n").decode("latin-1")
+            self.sink.log_command(self.conn, self.tls, cmd)
             verb, _, arg = cmd.partition(" ")
             verb = verb.upper()
             if verb == "QUIT":
@@ -147,8 +182,15 @@ class _Session:
 
     def do_EHLO(self, arg):
         self.helo, self.esmtp, self.txn = arg, True, None
-        kw = ["PIPELINING", "SIZE 104857600", "8BITMIME",
-              "ENHANCEDSTATUSCODES"]
+        kw = []
+        if self.sink.pipelining:
+            kw.append("PIPELINING")
+        kw.append("SIZE %d" % self.sink.size if self.sink.size else "SIZE")
+        if self.sink.eightbitmime:
+            kw.append("8BITMIME")
+        if self.sink.smtputf8:
+            kw.append("SMTPUTF8")
+        kw.append("ENHANCEDSTATUSCODES")
         if self.sink.chunking:
             kw.append("CHUNKING")
         if self.sink.tls_context is not None and not self.tls:
@@ -162,6 +204,9 @@ class _Session:
     def do_STARTTLS(self, arg):
         if self.sink.tls_context is None or self.tls:
             self.send(502, "5.5.1 no TLS here")
+            return None
+        if self.sink.starttls_code is not None:
+            self.send(*_reply_of(self.sink.starttls_code, None))
             return None
         self.send(220, "2.0.0 go ahead")
         self.sock = self.sink.tls_context.wrap_socket(self.sock,
@@ -183,6 +228,11 @@ class _Session:
             self.send(code, text)
             return None
         path, params = _split_path(arg, "FROM:")
+        size = [p[5:] for p in params if p[:5].upper() == "SIZE="]
+        if self.sink.size and size and size[0].isdigit() \
+                and int(size[0]) > self.sink.size:
+            self.send(552, "5.3.4 message size exceeds fixed limit")
+            return None
         self.txn = Transaction(self)
         self.txn.mail_from, self.txn.mail_params = path, params
         self.send(code, text)
@@ -274,21 +324,35 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self):
         sink = self.server.sink
         self.request.settimeout(sink.io_timeout)
-        with sink.lock:
+        with sink.cond:
             sink.connections += 1
-        s = _Session(sink, self.request, self.client_address)
+            conn = sink.connections
+            sink.peers.append(self.client_address)
+            sink.connect_times.append(time.monotonic())
+            sink.active += 1
+            sink.max_active = max(sink.max_active, sink.active)
+            sink.cond.notify_all()
+        s = _Session(sink, self.request, self.client_address, conn)
         try:
             s.run()
-        except (_Closed, OSError):
+        except (_Closed, OSError, ValueError):
+            # ValueError: a TLS handshake the client gave up on
             pass
         finally:
             if s.txn is not None and s.txn.reply is None:
                 sink.record(s.txn, False)
+            with sink.cond:
+                sink.active -= 1
+                sink.cond.notify_all()
 
 
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class SmtpSink:
@@ -298,7 +362,8 @@ class SmtpSink:
                  greeting=None, mail_code=None, rcpt_codes=None,
                  rcpt_default=None, data_code=None, drop_at=None, delay=0,
                  tls_context=None, chunking=True, max_line=100000,
-                 io_timeout=60):
+                 io_timeout=60, pipelining=True, eightbitmime=True,
+                 smtputf8=False, size=DEFAULT_SIZE, starttls_code=None):
         self.host = host
         self.hostname = hostname
         self.greeting = _reply_of(greeting, (220, "ESMTP sink"))
@@ -311,6 +376,11 @@ class SmtpSink:
         self.delay = delay
         self.tls_context = tls_context
         self.chunking = chunking
+        self.pipelining = pipelining
+        self.eightbitmime = eightbitmime
+        self.smtputf8 = smtputf8
+        self.size = size
+        self.starttls_code = starttls_code
         self.max_line = max_line
         self.io_timeout = io_timeout
         self.lock = threading.Lock()
@@ -318,7 +388,14 @@ class SmtpSink:
         self.transactions = []
         self.failed = []
         self.connections = 0
-        self._server = _Server((host, port), _Handler)
+        self.peers = []
+        self.connect_times = []
+        self.active = 0
+        self.max_active = 0
+        self.commands = []
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_cls = _Server6 if family == socket.AF_INET6 else _Server
+        self._server = server_cls((host, port), _Handler)
         self._server.sink = self
         self.port = self._server.server_address[1]
         self._thread = None
@@ -339,6 +416,32 @@ class SmtpSink:
         if callable(v):
             v = v(txn)
         return _reply_of(v, (250, "2.0.0 queued"))
+
+    def log_command(self, conn, tls, line):
+        with self.lock:
+            self.commands.append((conn, tls, line))
+
+    def verbs(self, tls=None):
+        """The verbs received (upper case), in order; tls=False: only
+        those sent in clear, tls=True: only those inside TLS."""
+        with self.lock:
+            return [line.partition(" ")[0].upper()
+                    for _c, t, line in self.commands
+                    if tls is None or t == tls]
+
+    def wait_connections(self, count=1, timeout=15.0):
+        """Wait until count connections were accepted; returns the count."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.connections < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("sink %s: %d of %d connections "
+                                         "after %.0fs" % (
+                                             self.host, self.connections,
+                                             count, timeout))
+                self.cond.wait(left)
+            return self.connections
 
     def record(self, txn, ok):
         with self.cond:
@@ -371,6 +474,11 @@ class SmtpSink:
         """The transport_map next hop for this sink."""
         return "smtp:[%s]:%d" % (self.host, self.port)
 
+    def accepted_rcpts(self):
+        """Every recipient of every accepted transaction, in order."""
+        with self.lock:
+            return [r for t in self.transactions for r in t.rcpts]
+
     def wait(self, count=1, timeout=15.0):
         """Wait until count transactions were accepted; returns a copy."""
         deadline = time.monotonic() + timeout
@@ -388,6 +496,31 @@ class SmtpSink:
     def received(self):
         with self.lock:
             return list(self.transactions)
+
+
+def common_port(hosts, tries=50):
+    """A TCP port free on every address of hosts right now.
+
+    Tests bind their sinks to it at once; an address of hosts that gets
+    no sink refuses connections on that port (a dead MX).
+    """
+    for _ in range(tries):
+        socks = []
+        try:
+            for h in hosts:
+                fam = socket.AF_INET6 if ":" in h else socket.AF_INET
+                s = socket.socket(fam, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((h, socks[0].getsockname()[1] if len(socks) > 1
+                        else 0))
+            return socks[0].getsockname()[1]
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+        finally:
+            for s in socks:
+                s.close()
+    raise OSError("no port free on all of %r" % (hosts,))
 
 
 def _selftest():
@@ -412,6 +545,26 @@ def _selftest():
         s.close()
         t = sink.wait(2, timeout=5)[1]
         assert t.data == b"hello.x\n" and t.bdat, t
+        assert sink.connections == 2 and sink.verbs()[:2] == ["EHLO", "MAIL"]
+        assert sink.wait_connections(2, timeout=1) == 2
+    port = common_port(["127.0.0.2", "127.0.0.3"])
+    with SmtpSink(host="127.0.0.2", port=port, size=100,
+                  eightbitmime=False, pipelining=False) as a, \
+            SmtpSink(host="127.0.0.3", port=port, greeting=(421, "busy"),
+                     drop_at="greeting") as b:
+        with smtplib.SMTP("127.0.0.2", port, timeout=10) as c:
+            c.ehlo("c.test")
+            assert c.has_extn("size") and c.esmtp_features["size"] == "100"
+            assert not c.has_extn("8bitmime")
+            assert not c.has_extn("pipelining")
+            assert c.mail("a@x.test", ["SIZE=101"])[0] == 552
+        try:
+            smtplib.SMTP("127.0.0.3", port, timeout=10)
+            raise AssertionError("421 greeting not refused")
+        except smtplib.SMTPConnectError as e:
+            assert e.smtp_code == 421, e
+        assert a.connections == 1 and b.connections == 1
+        assert a.peers[0][0] == "127.0.0.1"
     print("smtpsink: ok")
 
 
