@@ -1,6 +1,7 @@
 /*
  * queue.c - the queue role: owns the queue state, schedules delivery
- * attempts, routes recipients and drives the local delivery role.
+ * attempts, routes recipients and drives the local delivery and
+ * smtp-out roles.
  *
  * Runs as `user`, chrooted into the spool when started by root (paths
  * are relative: cwd is the spool either way), in one libevent loop.
@@ -10,9 +11,11 @@
  *   maildir:  batched into local jobs (deliver.h), one in flight at a
  *             time, answered per recipient
  *   error:    the configured reply: 4xx defers, 5xx fails
- *   anything else (smtp, relay_host, no entry): deferred with "4.4.0
- *             outbound SMTP delivery not available" - outbound SMTP is
- *             not part of this build, the message stays queued
+ *   smtp:     batched per next hop into SMTP jobs for smtp-out
+ *             (queue_out.c, outbound.h), many in flight
+ *   no entry: a local domain without a transport_map entry is deferred
+ *             (a configuration error: delivering by MX would loop);
+ *             any other domain goes to relay_host if set, else by MX
  * When every recipient of the round has its result, the message is
  * removed if all are final, otherwise its state is written (durably)
  * and only then the next attempt is scheduled: retry_min * 2^(n-1),
@@ -57,7 +60,7 @@
 
 #define QUEUE_LOCAL_TIMEOUT	300	/* s per local job */
 #define QUEUE_STOP_GRACE	10	/* s for the job in flight at SIGTERM */
-#define QUEUE_NO_SMTP	"4.4.0 outbound SMTP delivery not available"
+#define QUEUE_NO_ROUTE	"4.3.5 no transport_map entry for a local domain"
 #define QUEUE_EXPIRED	"4.4.7 Message expired"
 #define QUEUE_LOG_ADDR	300
 
@@ -67,10 +70,6 @@ static void	queue_sigterm(int, short, void *);
 static void	queue_stop_timeout(int, short, void *);
 static void	queue_msg_timer(int, short, void *);
 static void	queue_msg_run(struct queue *, struct qmsg *);
-static int	queue_rcpt_domain(struct queue *, const char *, char *,
-		    size_t);
-static void	queue_rcpt_result(struct queue *, struct qmsg *, size_t,
-		    const char *, unsigned, const char *);
 static void	queue_round_done(struct queue *, struct qmsg *);
 static void	queue_expire(struct queue *, struct qmsg *);
 static time_t	queue_next_attempt(struct queue *, struct qmsg *, time_t);
@@ -116,6 +115,7 @@ queue_run(struct role_ctx *ctx)
 	    event_add(q->ev_local, NULL) == -1 || event_add(ev_term, NULL) ==
 	    -1)
 		fatalx("event=start reason=\"cannot set up events\"");
+	qout_init(q);
 
 	/* watch before the first scan, so that nothing slips between */
 	qpickup_init(q);
@@ -266,6 +266,8 @@ queue_flush(struct queue *q)
 			queue_msg_schedule(q, m, now);
 			n++;
 		}
+	/* a flush also retries destinations smtp-out thinks are dead */
+	qout_flush(q);
 	return n;
 }
 
@@ -319,18 +321,20 @@ queue_sigterm(int sig, short ev, void *arg)
 		TAILQ_REMOVE(&q->ljobs, j, entry);
 		free(j);
 	}
-	if (q->linflight == NULL) {
+	qout_stop(q);
+	if (q->linflight == NULL && q->nsfly == 0) {
 		log_info("event=stop role=queue");
 		exit(0);
 	}
-	log_info("event=stopping role=queue waiting=local");
+	log_info("event=stopping role=queue waiting_local=%d waiting_smtp=%zu",
+	    q->linflight != NULL, q->nsfly);
 	evtimer_add(q->ev_stop, &tv);
 }
 
 static void
 queue_stop_timeout(int fd, short ev, void *arg)
 {
-	log_warnx("event=stop role=queue reason=\"local delivery still "
+	log_warnx("event=stop role=queue reason=\"deliveries still "
 	    "running after %ds\"", QUEUE_STOP_GRACE);
 	exit(0);
 }
@@ -364,30 +368,40 @@ queue_msg_run(struct queue *q, struct qmsg *m)
 		pending = 1;
 		if (queue_rcpt_domain(q, r->addr, dom, sizeof(dom)) == -1) {
 			queue_rcpt_result(q, m, i, "none", 451, "4.3.5 no "
-			    "local domain for a recipient without domain");
+			    "local domain for a recipient without domain", "");
 			continue;
 		}
 		hop = transport_lookup(&q->conf->transport, dom, strlen(dom));
-		if (hop == NULL || (hop->kind != TR_MAILDIR &&
-		    hop->kind != TR_ERROR)) {
-			queue_rcpt_result(q, m, i, "none", 451, QUEUE_NO_SMTP);
+		if (hop == NULL && config_is_local_domain(q->conf, dom,
+		    strlen(dom))) {
+			queue_rcpt_result(q, m, i, "none", 451, QUEUE_NO_ROUTE,
+			    "");
+			continue;
+		}
+		if (hop == NULL && q->conf->has_relay_host)
+			hop = &q->conf->relay_host;
+		if (hop == NULL || hop->kind == TR_SMTP_MX ||
+		    hop->kind == TR_SMTP_HOST || hop->kind == TR_SMTP_FIXED) {
+			if (qout_route(q, m, i, hop, dom) == -1)
+				queue_rcpt_result(q, m, i, "none", 451,
+				    "4.3.0 cannot make an SMTP job", "");
 			continue;
 		}
 		if (hop->kind == TR_ERROR) {
 			queue_rcpt_result(q, m, i, "error", (unsigned)hop->code,
-			    hop->text);
+			    hop->text, "");
 			continue;
 		}
 		if (hop->path == NULL || strlen(hop->path) >=
 		    DELIVER_TMPL_MAX) {
 			queue_rcpt_result(q, m, i, "maildir", 451,
-			    "4.3.5 maildir template too long");
+			    "4.3.5 maildir template too long", "");
 			continue;
 		}
 		if (j == NULL || j->n == DELIVER_RCPT_MAX) {
 			if ((j = calloc(1, sizeof(*j))) == NULL) {
 				queue_rcpt_result(q, m, i, "maildir", 451,
-				    "4.3.0 out of memory");
+				    "4.3.0 out of memory", "");
 				continue;
 			}
 			j->m = m;
@@ -407,13 +421,14 @@ queue_msg_run(struct queue *q, struct qmsg *m)
 		return;
 	}
 	queue_local_kick(q);
+	qout_kick(q);
 }
 
 /*
  * queue_rcpt_domain - the routing domain of addr, lower case: after
  * the last '@', or the first local domain for a bare "postmaster".
  */
-static int
+int
 queue_rcpt_domain(struct queue *q, const char *addr, char *out, size_t sz)
 {
 	const char	*at, *d;
@@ -436,10 +451,13 @@ queue_rcpt_domain(struct queue *q, const char *addr, char *out, size_t sz)
 	return 0;
 }
 
-/* queue_rcpt_result - record and log the result of one attempt */
-static void
+/*
+ * queue_rcpt_result - record and log the result of one attempt; extra
+ * is "" or more key=value fields for the log line (tls=...)
+ */
+void
 queue_rcpt_result(struct queue *q, struct qmsg *m, size_t i,
-    const char *relay, unsigned code, const char *text)
+    const char *relay, unsigned code, const char *text, const char *extra)
 {
 	struct qrcpt	*r = &m->rcpt[i];
 	char		 to[QUEUE_LOG_ADDR], dsn[16];
@@ -476,12 +494,14 @@ queue_rcpt_result(struct queue *q, struct qmsg *m, size_t i,
 	log_sanitize(r->addr, strlen(r->addr), to, sizeof(to));
 	if (r->status == RS_DELIVERED)
 		log_info("event=delivery qid=%s to=<%s> relay=%s delay=%.2f "
-		    "status=%s dsn=%s", m->qid, to, relay,
-		    queue_delay(m->arrival), status, dsn);
+		    "status=%s dsn=%s%s%s", m->qid, to, relay,
+		    queue_delay(m->arrival), status, dsn, *extra ? " " : "",
+		    extra);
 	else
 		log_info("event=delivery qid=%s to=<%s> relay=%s delay=%.2f "
-		    "status=%s dsn=%s reason=\"%s\"", m->qid, to, relay,
-		    queue_delay(m->arrival), status, dsn, r->reason);
+		    "status=%s dsn=%s%s%s reason=\"%s\"", m->qid, to, relay,
+		    queue_delay(m->arrival), status, dsn, *extra ? " " : "",
+		    extra, r->reason);
 }
 
 /* queue_round_done - every recipient of the round has its result */
@@ -649,6 +669,7 @@ queue_jobs_cancel(struct queue *q, struct qmsg *m)
 		cancelled++;
 		free(j);
 	}
+	cancelled += qout_cancel(q, m);
 	/* that ends the round: keep what the other recipients got */
 	if (cancelled > 0 && m->jobs == 0 && !queue_all_final(m)) {
 		m->attempts++;
@@ -658,13 +679,23 @@ queue_jobs_cancel(struct queue *q, struct qmsg *m)
 	}
 }
 
-/* queue_job_done - one job answered (or given up on) */
+/* queue_job_done - one local job answered (or given up on) */
 static void
 queue_job_done(struct queue *q, struct ljob *j)
 {
 	struct qmsg	*m = j->m;
 
 	free(j);
+	queue_msg_job_done(q, m);
+}
+
+/*
+ * queue_msg_job_done - one job of m (local or SMTP) has every result:
+ * the state is written, and the round ends with the last job
+ */
+void
+queue_msg_job_done(struct queue *q, struct qmsg *m)
+{
 	if (--m->jobs > 0) {
 		(void)qstore_state_write(m);
 		return;
@@ -690,7 +721,7 @@ queue_local_kick(struct queue *q)
 		}
 		for (k = 0; k < j->n; k++)
 			queue_rcpt_result(q, j->m, j->idx[k], "maildir", 451,
-			    "4.3.0 cannot open queued message");
+			    "4.3.0 cannot open queued message", "");
 		queue_job_done(q, j);
 	}
 }
@@ -781,9 +812,9 @@ queue_local_read(int fd, short ev, void *arg)
 	q->linflight = NULL;
 	for (k = 0; k < j->n; k++)
 		queue_rcpt_result(q, j->m, j->idx[k], "maildir",
-		    rep.r[k].code, rep.r[k].text);
+		    rep.r[k].code, rep.r[k].text, "");
 	queue_job_done(q, j);
-	if (q->stopping) {
+	if (q->stopping && q->nsfly == 0) {
 		log_info("event=stop role=queue");
 		exit(0);
 	}
@@ -805,7 +836,7 @@ queue_local_timeout(int fd, short ev, void *arg)
 	    QUEUE_LOCAL_TIMEOUT);
 	for (k = 0; k < j->n; k++)
 		queue_rcpt_result(q, j->m, j->idx[k], "maildir", 451,
-		    "4.4.1 local delivery timed out");
+		    "4.4.1 local delivery timed out", "");
 	queue_job_done(q, j);
 	queue_local_kick(q);
 }

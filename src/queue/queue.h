@@ -8,6 +8,7 @@
  *   queue_pickup.c   incoming/ and maildrop/ (inotify + scans)
  *   queue_ctl.c      the moatctl control socket
  *   queue_dsn.c      bounces and delay notices (RFC 3464)
+ *   queue_out.c      the smtp-out channel: SMTP delivery jobs
  *
  * Every queued message has one struct qmsg in memory, in q->msgs, from
  * the moment its file is in queue/ or hold/ until the file is gone.
@@ -23,6 +24,7 @@
 
 #include "../common/config.h"
 #include "../common/deliver.h"
+#include "../common/outbound.h"
 #include "../common/role.h"
 #include "../common/spool.h"
 
@@ -69,6 +71,8 @@ struct qmsg {
 	enum qmsg_where	 where;
 	time_t		 arrival;
 	size_t		 size;
+	char		 client[64];	/* envelope client: address, "local" */
+	int		 authed;	/* envelope has an auth record */
 	char		*sender;	/* malloc'd; "" = <> */
 	struct qrcpt	*rcpt;
 	size_t		 nrcpt;
@@ -76,7 +80,8 @@ struct qmsg {
 	time_t		 next;		/* next attempt; 0 = not scheduled */
 	char		 reason[QUEUE_REASON_MAX];	/* last deferral */
 	int		 warned;	/* delay notice sent (in the state) */
-	int		 jobs;		/* local jobs not yet answered */
+	int		 jobs;		/* local and SMTP jobs not yet
+					   answered */
 	int		 flags;		/* QF_* */
 	struct event	*timer;
 };
@@ -93,6 +98,17 @@ struct ljob {
 };
 TAILQ_HEAD(ljob_list, ljob);
 
+/* an SMTP delivery job: waiting, or in flight at smtp-out */
+struct sjob {
+	TAILQ_ENTRY(sjob) entry;	/* q->sjobs while waiting */
+	struct sjob	*hnext;		/* q->sfly[] chain in flight */
+	struct qmsg	*m;
+	struct out_job	 job;		/* id set when sent */
+};
+TAILQ_HEAD(sjob_list, sjob);
+
+#define QUEUE_SFLY_HASH	1024		/* in-flight table buckets */
+
 struct queue {
 	struct role_ctx		*ctx;
 	struct config		*conf;
@@ -105,6 +121,13 @@ struct queue {
 	struct event		*ev_local;
 	struct event		*ev_ltimeout;
 	struct event		*ev_stop;	/* SIGTERM grace timer */
+	/* smtp-out */
+	struct sjob_list	 sjobs;		/* waiting, FIFO */
+	struct sjob		*sfly[QUEUE_SFLY_HASH];	/* by id */
+	size_t			 nsfly;
+	uint32_t		 sjob_id;
+	struct event		*ev_out;	/* readable */
+	struct event		*ev_outw;	/* writable again */
 	/* pickup */
 	int			 ino_fd;
 	int			 wd_incoming;
@@ -129,6 +152,11 @@ int		 queue_delete(struct queue *, struct qmsg *);
 size_t		 queue_flush(struct queue *);
 double		 queue_delay(time_t);
 void		 queue_reason_set(char *, const char *, size_t);
+void		 queue_rcpt_result(struct queue *, struct qmsg *, size_t,
+		    const char *relay, unsigned, const char *, const char *);
+void		 queue_msg_job_done(struct queue *, struct qmsg *);
+int		 queue_rcpt_domain(struct queue *, const char *, char *,
+		    size_t);
 
 /* queue_store.c */
 const char	*qstore_dir(enum qmsg_where);
@@ -153,6 +181,15 @@ int		 qdsn_send(struct queue *, struct qmsg *, enum qdsn_kind);
 void		 qpickup_init(struct queue *);
 void		 qpickup_scan(struct queue *);
 void		 qpickup_stop(struct queue *);
+
+/* queue_out.c */
+void		 qout_init(struct queue *);
+int		 qout_route(struct queue *, struct qmsg *, size_t,
+		    const struct nexthop *, const char *);
+void		 qout_kick(struct queue *);
+size_t		 qout_cancel(struct queue *, struct qmsg *);
+void		 qout_flush(struct queue *);
+void		 qout_stop(struct queue *);
 
 /* queue_ctl.c */
 void		 qctl_init(struct queue *);

@@ -123,6 +123,9 @@ qstore_load(const char *dir, const char *qid, const char **why)
 		env.rcpt[i] = NULL;
 	}
 	m->nrcpt = env.nrcpt;
+	/* both NUL-terminated within the same sizes (spool.h) */
+	memcpy(m->client, env.client_addr, sizeof(m->client));
+	m->authed = env.auth[0] != '\0';
 	envelope_free(&env);
 	return m;
 }
