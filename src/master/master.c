@@ -8,10 +8,15 @@
  *   smtp-in   chrooted into the spool, unprivileged, the listeners
  *   queue     chrooted into the spool, unprivileged, the control socket
  *   local     unprivileged, not chrooted (writes Maildirs)
+ *   smtp-out  chrooted into the spool, unprivileged; its resolver and
+ *             client TLS context are set up as root just before the
+ *             drop (smtp_out_preinit), the message files come from
+ *             the queue as passed descriptors
  *
- * queue and local are a "delivery group": they share a socketpair made
- * for that generation, so when one of them dies the other is stopped
- * and both are started again together.
+ * queue, local and smtp-out are a "delivery group": the queue shares a
+ * socketpair with each of the other two, made for that generation, so
+ * when one of them dies the others are stopped and all three are
+ * started again together.
  *
  * Supervision is a plain loop on sigtimedwait(): signals are blocked in
  * the master and waited for synchronously, so there is no async-signal
@@ -63,7 +68,8 @@
 enum role {
 	ROLE_SMTP_IN,
 	ROLE_QUEUE,
-	ROLE_LOCAL
+	ROLE_LOCAL,
+	ROLE_SMTP_OUT
 };
 
 enum pstate {
@@ -106,6 +112,7 @@ static const char *const role_names[] = {
 	[ROLE_SMTP_IN] = "smtp-in",
 	[ROLE_QUEUE] = "queue",
 	[ROLE_LOCAL] = "local",
+	[ROLE_SMTP_OUT] = "smtp-out",
 };
 
 static long long now_ms(void);
@@ -125,9 +132,16 @@ static int	control_open(struct master *);
 static int	tls_open(struct config *, void **);
 static void	spawn_smtp_in(struct master *);
 static void	spawn_group(struct master *);
-static pid_t	spawn(struct master *, enum role, int, int);
+/* the delivery group's socketpairs: queue-local and queue-smtp-out */
+struct gfds {
+	int	 ql, lq;	/* queue's end, local's end */
+	int	 qo, oq;	/* queue's end, smtp-out's end */
+};
+
+static pid_t	spawn(struct master *, enum role, const struct gfds *);
 static void	child_setup(struct master *, enum role, struct role_ctx *,
-		    int, int) __attribute__((noreturn));
+		    const struct gfds *) __attribute__((noreturn));
+static void	gfd_keep(int, int);
 static void	privdrop(struct master *, struct role_ctx *, int);
 static void	reap(struct master *);
 static void	proc_exited(struct master *, struct proc *, int);
@@ -524,29 +538,50 @@ tls_open(struct config *conf, void **ctx)
 static void
 spawn_smtp_in(struct master *m)
 {
-	(void)spawn(m, ROLE_SMTP_IN, -1, -1);
+	static const struct gfds none = { -1, -1, -1, -1 };
+
+	(void)spawn(m, ROLE_SMTP_IN, &none);
 }
 
-/* spawn_group - queue and local, joined by a fresh socketpair */
+/*
+ * spawn_group - queue, local and smtp-out, joined by fresh socketpairs.
+ * If one of them cannot be forked, reconcile() sees half a group and
+ * stops the rest.
+ */
 static void
 spawn_group(struct master *m)
 {
-	int	 sv[2];
+	struct gfds	 g;
+	int		 a[2], b[2];
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a) == -1) {
 		log_warn("event=spawn role=queue socketpair");
 		m->group_restart_at = now_ms() + BACKOFF_MAX_MS;
 		return;
 	}
-	if (spawn(m, ROLE_QUEUE, sv[0], sv[1]) != -1)
-		(void)spawn(m, ROLE_LOCAL, sv[1], sv[0]);
-	close(sv[0]);
-	close(sv[1]);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, b) == -1) {
+		log_warn("event=spawn role=queue socketpair");
+		close(a[0]);
+		close(a[1]);
+		m->group_restart_at = now_ms() + BACKOFF_MAX_MS;
+		return;
+	}
+	g.ql = a[0];
+	g.lq = a[1];
+	g.qo = b[0];
+	g.oq = b[1];
+	if (spawn(m, ROLE_QUEUE, &g) != -1 &&
+	    spawn(m, ROLE_LOCAL, &g) != -1)
+		(void)spawn(m, ROLE_SMTP_OUT, &g);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
 }
 
-/* spawn - fork one role; sock is its end of the group pair, other not */
+/* spawn - fork one role with its ends of the group pairs */
 static pid_t
-spawn(struct master *m, enum role role, int sock, int other)
+spawn(struct master *m, enum role role, const struct gfds *g)
 {
 	struct role_ctx	 ctx;
 	pid_t		 pid;
@@ -561,7 +596,7 @@ spawn(struct master *m, enum role role, int sock, int other)
 		log_warn("event=spawn role=%s", role_names[role]);
 		return -1;
 	case 0:
-		child_setup(m, role, &ctx, sock, other);
+		child_setup(m, role, &ctx, g);
 	default:
 		break;
 	}
@@ -574,10 +609,18 @@ spawn(struct master *m, enum role role, int sock, int other)
 	return pid;
 }
 
+/* gfd_keep - close fd unless it is keep (-1 = nothing to close) */
+static void
+gfd_keep(int fd, int keep)
+{
+	if (fd != -1 && !keep)
+		close(fd);
+}
+
 /* child_setup - in the new process: signals, fds, privileges, run */
 static void
 child_setup(struct master *m, enum role role, struct role_ctx *ctx,
-    int sock, int other)
+    const struct gfds *g)
 {
 	sigset_t	 none;
 	size_t		 i;
@@ -592,8 +635,18 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 	ctx->conf = m->conf;
 	ctx->control_fd = -1;
 	ctx->local_sock = -1;
-	if (other != -1)
-		close(other);
+	ctx->out_sock = -1;
+	gfd_keep(g->ql, role == ROLE_QUEUE);
+	gfd_keep(g->qo, role == ROLE_QUEUE);
+	gfd_keep(g->lq, role == ROLE_LOCAL);
+	gfd_keep(g->oq, role == ROLE_SMTP_OUT);
+	if (role == ROLE_QUEUE) {
+		ctx->local_sock = g->ql;
+		ctx->out_sock = g->qo;
+	} else if (role == ROLE_LOCAL)
+		ctx->local_sock = g->lq;
+	else if (role == ROLE_SMTP_OUT)
+		ctx->out_sock = g->oq;
 	if (role == ROLE_SMTP_IN) {
 		ctx->listeners = m->listeners;
 		ctx->nlisteners = m->nlisteners;
@@ -608,8 +661,9 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 			ctx->control_fd = m->control_fd;
 		else
 			close(m->control_fd);
-		ctx->local_sock = sock;
 	}
+	if (role == ROLE_SMTP_OUT)
+		smtp_out_preinit(ctx);
 	privdrop(m, ctx, role != ROLE_LOCAL);
 	/*
 	 * After privdrop: the kernel clears the parent-death signal when
@@ -627,6 +681,8 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 		queue_run(ctx);
 	case ROLE_LOCAL:
 		local_run(ctx);
+	case ROLE_SMTP_OUT:
+		smtp_out_run(ctx);
 	}
 	panic("event=start reason=\"unknown role %d\"", (int)role);
 }
@@ -738,25 +794,32 @@ proc_signal_all(struct master *m, int sig)
 static void
 reconcile(struct master *m)
 {
-	struct proc	*q, *l;
-	long long	 now = now_ms();
+	static const enum role	 group[] = {
+		ROLE_QUEUE, ROLE_LOCAL, ROLE_SMTP_OUT
+	};
+	struct proc		*p;
+	long long		 now = now_ms();
+	size_t			 i, running = 0, stopping = 0;
 
 	if (proc_find(m, ROLE_SMTP_IN, PS_RUNNING) == NULL &&
 	    now >= m->smtp_restart_at)
 		spawn_smtp_in(m);
-	q = proc_find(m, ROLE_QUEUE, PS_RUNNING);
-	l = proc_find(m, ROLE_LOCAL, PS_RUNNING);
-	if ((q == NULL) != (l == NULL)) {
-		/* half a group: stop the other half, restart both */
-		if (q == NULL)
-			q = l;
-		q->state = PS_STOPPING;
-		(void)kill(q->pid, SIGTERM);
+	for (i = 0; i < sizeof(group) / sizeof(group[0]); i++) {
+		if (proc_find(m, group[i], PS_RUNNING) != NULL)
+			running++;
+		if (proc_find(m, group[i], PS_STOPPING) != NULL)
+			stopping++;
+	}
+	if (running > 0 && running < sizeof(group) / sizeof(group[0])) {
+		/* part of a group: stop the rest, restart all together */
+		for (i = 0; i < sizeof(group) / sizeof(group[0]); i++)
+			if ((p = proc_find(m, group[i], PS_RUNNING)) != NULL) {
+				p->state = PS_STOPPING;
+				(void)kill(p->pid, SIGTERM);
+			}
 		return;
 	}
-	if (q == NULL && proc_find(m, ROLE_QUEUE, PS_STOPPING) == NULL &&
-	    proc_find(m, ROLE_LOCAL, PS_STOPPING) == NULL &&
-	    now >= m->group_restart_at)
+	if (running == 0 && stopping == 0 && now >= m->group_restart_at)
 		spawn_group(m);
 }
 
