@@ -9,10 +9,11 @@
  * once.  Its envelope sender is <> and its one recipient the original
  * envelope sender.
  *
- * Loops: no DSN is ever made for a message whose sender is <> - that
- * includes every DSN, so a DSN that fails or expires is logged
- * (event=dsn_discarded) and dropped, as Postfix does with a failed
- * bounce.  No copy goes to the postmaster.
+ * Loops: no DSN ever goes to <>.  A message from <> (a DSN, or mail
+ * from elsewhere) that fails is reported once to the bare
+ * "postmaster" (a "double bounce", routed to the first local domain);
+ * a double bounce that fails, and any delay of mail from <>, is logged
+ * (event=dsn_discarded) and dropped.
  *
  * Privacy (DESIGN.md principle 3): when the original client is not in
  * relay_networks (an Internet client), the DSN carries no Received
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,17 +52,19 @@ static int	qdsn_orig_headers(const struct queue *, const struct qmsg *,
 		    struct envelope *, struct buf *, int *);
 static void	qdsn_filter_headers(const char *, size_t, int, struct buf *);
 static int	qdsn_compose(struct queue *, const struct qmsg *,
-		    enum qdsn_kind, int, const struct buf *, const char *,
-		    struct buf *);
+		    const char *, enum qdsn_kind, int, const struct buf *,
+		    const char *, struct buf *);
 static int	qdsn_rcpts(const struct qmsg *, enum qdsn_kind, int,
 		    const char *, struct buf *);
 static void	qdsn_status(const struct qrcpt *, enum qdsn_kind, char *,
 		    const char **);
 static int	qdsn_wants(const struct qrcpt *, enum qdsn_kind);
 static int	qdsn_write(struct queue *, const struct qmsg *,
-		    const struct envelope *, enum qdsn_kind, int,
-		    const struct buf *, char *);
+		    const char *, const struct envelope *, enum qdsn_kind,
+		    int, const struct buf *, char *);
+static int	qdsn_is_double(const struct qmsg *);
 static void	qdsn_date(time_t, char *);
+static int	qdsn_diag(struct buf *, const char *, const char *, int);
 
 /*
  * qdsn_send - send the DSN of kind for m: a bounce lists the failed
@@ -75,6 +79,7 @@ qdsn_send(struct queue *q, struct qmsg *m, enum qdsn_kind kind)
 	struct buf	 hdrs;
 	char		 to[DSN_LOG_ADDR], nqid[QID_SIZE];
 	const char	*what = kind == QDSN_BOUNCE ? "bounce" : "delay";
+	const char	*rcpt = m->sender;
 	size_t		 i, n = 0;
 	int		 priv, r;
 
@@ -84,25 +89,48 @@ qdsn_send(struct queue *q, struct qmsg *m, enum qdsn_kind kind)
 	if (n == 0)
 		return 0;
 	if (m->sender[0] == '\0') {
-		/* RFC 3461 6.2 / RFC 5321 6.1: never answer a DSN */
-		log_info("event=dsn_discarded qid=%s type=%s nrcpt=%zu "
-		    "reason=\"null sender\"", m->qid, what, n);
-		return 0;
+		/*
+		 * RFC 3461 6.2 / RFC 5321 6.1: never answer a DSN to its
+		 * sender.  A bounce that cannot be delivered goes to the
+		 * postmaster once (a "double bounce"); when that fails too,
+		 * or for a delay, it is dropped.
+		 */
+		if (kind == QDSN_DELAY || qdsn_is_double(m)) {
+			log_info("event=dsn_discarded qid=%s type=%s "
+			    "nrcpt=%zu reason=\"null sender\"", m->qid, what,
+			    n);
+			return 0;
+		}
+		rcpt = "postmaster";
 	}
 	memset(&orig, 0, sizeof(orig));
 	buf_init(&hdrs, DSN_HDRS_MAX + 1);
 	if (qdsn_orig_headers(q, m, &orig, &hdrs, &priv) == -1)
 		priv = 1;	/* nothing known about the client */
-	r = qdsn_write(q, m, &orig, kind, priv, &hdrs, nqid);
+	if (rcpt != m->sender)
+		priv = 0;	/* our own postmaster sees everything */
+	r = qdsn_write(q, m, rcpt, &orig, kind, priv, &hdrs, nqid);
 	envelope_free(&orig);
 	buf_free(&hdrs);
 	if (r == -1)
 		return -1;
-	log_sanitize(m->sender, strlen(m->sender), to, sizeof(to));
+	log_sanitize(rcpt, strlen(rcpt), to, sizeof(to));
 	log_info("event=%s qid=%s dsn_qid=%s to=<%s> nrcpt=%zu%s",
-	    kind == QDSN_BOUNCE ? "bounce" : "delay_notice", m->qid, nqid, to,
-	    n, priv ? " private=1" : "");
+	    rcpt != m->sender ? "double_bounce" : kind == QDSN_BOUNCE ?
+	    "bounce" : "delay_notice", m->qid, nqid, to, n,
+	    priv ? " private=1" : "");
 	return 0;
+}
+
+/*
+ * qdsn_is_double - is m a double bounce already: from <> to the bare
+ * "postmaster" alone, as qdsn_send() writes it?
+ */
+static int
+qdsn_is_double(const struct qmsg *m)
+{
+	return m->nrcpt == 1 && strcasecmp(m->rcpt[0].addr, "postmaster") ==
+	    0;
 }
 
 /* ---- helpers ----------------------------------------------------- */
@@ -214,8 +242,9 @@ qdsn_filter_headers(const char *p, size_t len, int strip, struct buf *out)
 
 /* qdsn_write - compose and commit the DSN into queue/, schedule it */
 static int
-qdsn_write(struct queue *q, const struct qmsg *m, const struct envelope *orig,
-    enum qdsn_kind kind, int priv, const struct buf *hdrs, char *nqid)
+qdsn_write(struct queue *q, const struct qmsg *m, const char *rcpt,
+    const struct envelope *orig, enum qdsn_kind kind, int priv,
+    const struct buf *hdrs, char *nqid)
 {
 	struct envelope	 ne;
 	struct spool_msg w;
@@ -233,13 +262,13 @@ qdsn_write(struct queue *q, const struct qmsg *m, const struct envelope *orig,
 	ne.body = orig->body;
 	ne.smtputf8 = orig->smtputf8;
 	if (envelope_set_sender(&ne, "", 0) == -1 ||
-	    envelope_add_rcpt(&ne, m->sender, strlen(m->sender)) == -1)
+	    envelope_add_rcpt(&ne, rcpt, strlen(rcpt)) == -1)
 		goto fail;
 	if (spool_msg_open(&w, &ne, "tmp", "") == -1) {
 		log_warn("event=dsn_error qid=%s open", m->qid);
 		goto fail;
 	}
-	if (qdsn_compose(q, m, kind, priv, hdrs, w.qid, &body) == -1 ||
+	if (qdsn_compose(q, m, rcpt, kind, priv, hdrs, w.qid, &body) == -1 ||
 	    spool_msg_write(&w, body.data, body.len) == -1 ||
 	    spool_msg_finish(&w) == -1 || spool_msg_commit(&w, "queue") == -1) {
 		log_warn("event=dsn_error qid=%s dsn_qid=%s write", m->qid,
@@ -273,8 +302,9 @@ fail:
  * 2.2, 2.3) and text/rfc822-headers.  CRLF lines throughout.
  */
 static int
-qdsn_compose(struct queue *q, const struct qmsg *m, enum qdsn_kind kind,
-    int priv, const struct buf *hdrs, const char *nqid, struct buf *b)
+qdsn_compose(struct queue *q, const struct qmsg *m, const char *rcpt,
+    enum qdsn_kind kind, int priv, const struct buf *hdrs, const char *nqid,
+    struct buf *b)
 {
 	const char	*host = q->conf->hostname;
 	char		 now[DSN_DATE_MAX], arr[DSN_DATE_MAX];
@@ -291,7 +321,7 @@ qdsn_compose(struct queue *q, const struct qmsg *m, enum qdsn_kind kind,
 	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 	    "\tboundary=\"%s/%s\"\r\n\r\n"
 	    "This is a MIME-encapsulated message.\r\n\r\n", now, host,
-	    m->sender, kind == QDSN_BOUNCE ? "Undelivered Mail Returned to "
+	    rcpt, kind == QDSN_BOUNCE ? "Undelivered Mail Returned to "
 	    "Sender" : "Delayed Mail (still being retried)", nqid, host, nqid,
 	    host);
 	/* part 1: for people */
@@ -357,13 +387,43 @@ qdsn_rcpts(const struct qmsg *m, enum qdsn_kind kind, int priv,
 		    "Action: %s\r\nStatus: %s\r\n", r->addr,
 		    kind == QDSN_BOUNCE ? "failed" : "delayed", st);
 		if (r->reason[0] != '\0')
-			e |= buf_appendf(b, "Diagnostic-Code: X-Local; %s %s"
-			    "\r\n", st, text);
+			e |= qdsn_diag(b, st, text, priv);
 		if (r->attempts > 0)
 			e |= buf_appendf(b, "Last-Attempt-Date: %s\r\n", last);
 		if (kind == QDSN_DELAY)
 			e |= buf_appendf(b, "Will-Retry-Until: %s\r\n", until);
 	}
+	return e;
+}
+
+/*
+ * qdsn_diag - Remote-MTA and Diagnostic-Code (RFC 3464 2.3.5, 2.3.6).
+ * smtp-out words a server's answer "host NAME[ADDR] said: 550 5.1.1
+ * text (in reply to RCPT TO command)": that gives "Remote-MTA: dns;
+ * NAME" and "Diagnostic-Code: smtp; 550 5.1.1 text".  Anything else is
+ * our own diagnosis (X-Local).  priv: the reader is outside, so only
+ * the status code is given (the caller passed the generic text).
+ */
+static int
+qdsn_diag(struct buf *b, const char *st, const char *text, int priv)
+{
+	const char	*said, *host, *br, *end;
+	int		 e = 0;
+
+	said = priv ? NULL : strstr(text, " said: ");
+	if (said == NULL || strncmp(text, "host ", 5) != 0)
+		return buf_appendf(b, "Diagnostic-Code: X-Local; %s %s\r\n",
+		    st, text);
+	host = text + 5;
+	if ((br = memchr(host, '[', (size_t)(said - host))) == NULL)
+		br = said;
+	said += 7;
+	if ((end = strstr(said, " (in reply to ")) == NULL)
+		end = said + strlen(said);
+	e |= buf_appendf(b, "Remote-MTA: dns; %.*s\r\n", (int)(br - host),
+	    host);
+	e |= buf_appendf(b, "Diagnostic-Code: smtp; %.*s\r\n",
+	    (int)(end - said), said);
 	return e;
 }
 

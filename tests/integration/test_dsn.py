@@ -114,28 +114,43 @@ def test_delay_notice_then_expiry_bounce(moat):
     m.wait_log(r"queue: event=expired qid=\w+ delivered=0 bounced=1$")
 
 
-def test_no_dsn_for_null_sender(moat):
+def test_failed_null_sender_mail_goes_to_postmaster_once(moat):
+    # never back to <>: the postmaster hears of it, once
     m = moat(transport=["bad.test error:5.1.1 no such user"], **FAST)
     m.send(["nobody@bad.test"], original("nobody@bad.test"), sender="")
-    mo = m.wait_log(r"queue: event=dsn_discarded qid=(\w+) type=bounce "
-                    r'nrcpt=1 reason="null sender"$')
+    mo = m.wait_log(r"queue: event=double_bounce qid=(\w+) dsn_qid=(\w+) "
+                    r"to=<postmaster> nrcpt=1$")
     m.wait_log(r"event=removed qid=%s delivered=0 bounced=1$" % mo.group(1))
-    assert m.all_delivered() == []
+    got = m.wait_maildir("postmaster")
+    assert len(got) == 1
+    msg = parse(got[0])
+    common_checks(msg, "Undelivered Mail Returned to Sender")
+    _, groups, _ = report(msg)
+    assert groups[1]["Final-Recipient"] == "rfc822; nobody@bad.test"
+    assert groups[1]["Status"] == "5.1.1"
+    m.wait_log(r"event=removed qid=%s delivered=1 bounced=0$" % mo.group(2))
     assert m.log_lines(r"event=bounce ") == []
     assert m.spool_files("queue") == []
 
 
-def test_failed_dsn_is_dropped(moat):
-    # the sender's own domain fails: its bounce (from <>) goes nowhere
-    m = moat(transport=["bad.test error:5.1.1 no such user"], **FAST)
+def test_failed_dsn_goes_to_postmaster_then_stops(moat):
+    # the bounce to the sender fails: the postmaster gets it; when the
+    # postmaster cannot be reached either, it is dropped - no loop
+    m = moat(transport=["bad.test error:5.1.1 no such user",
+                        "example.test error:5.1.1 no postmaster here"],
+             **FAST)
     m.send(["nobody@bad.test"], original("nobody@bad.test"),
            sender="gone@bad.test")
     mo = m.wait_log(r"queue: event=bounce qid=\w+ dsn_qid=(\w+) "
                     r"to=<gone@bad\.test> nrcpt=1$")
+    mo2 = m.wait_log(r"queue: event=double_bounce qid=%s dsn_qid=(\w+) "
+                     r"to=<postmaster> nrcpt=1$" % mo.group(1))
     m.wait_log(r"queue: event=dsn_discarded qid=%s type=bounce nrcpt=1 "
-               r'reason="null sender"$' % mo.group(1))
-    m.wait_log(r"event=removed qid=%s delivered=0 bounced=1$" % mo.group(1))
+               r'reason="null sender"$' % mo2.group(1))
+    m.wait_log(r"event=removed qid=%s delivered=0 bounced=1$" % mo2.group(1))
     assert len(m.log_lines(r"event=bounce ")) == 1
+    assert len(m.log_lines(r"event=double_bounce ")) == 1
+    assert m.all_delivered() == []
     assert m.spool_files("queue") == []
 
 

@@ -48,7 +48,7 @@ def test_roles_run_unprivileged_and_chrooted(moat):
     pw = pwd.getpwnam("moat")
     spool = os.path.realpath(m.spool)
     for role, chrooted in (("smtp-in", True), ("queue", True),
-                           ("local", False)):
+                           ("local", False), ("smtp-out", True)):
         pid = role_pid(m, role)
         st = proc_status(pid)
         assert st["Uid"] == [str(pw.pw_uid)] * 4, (role, st["Uid"])
@@ -104,19 +104,20 @@ def test_started_as_normal_user_runs_as_that_user(moat_base):
 
 def test_crashed_roles_are_restarted(moat):
     m = moat()
-    for role in ("smtp-in", "queue", "local"):
+    for role in ("smtp-in", "queue", "local", "smtp-out"):
         mark = m.log_mark()
         pid = role_pid(m, role)
         os.kill(pid, signal.SIGKILL)
         m.wait_log(r"event=role_exit role=%s pid=%d signal=9 restart_in="
                    % (re.escape(role), pid), since=mark)
-        # queue and local restart together: wait for both to be up
-        group = ("queue", "local") if role != "smtp-in" else (role,)
+        # queue, local and smtp-out restart together: wait for all
+        group = (("queue", "local", "smtp-out") if role != "smtp-in"
+                 else (role,))
         for r in group:
             role_pid(m, r, since=mark)
         # and the service works again end to end
         wait_until(lambda: _try_send(m), 10 * SLOW, "smtp after restart")
-    m.wait_maildir("user", count=3)
+    m.wait_maildir("user", count=4)
 
 
 def _try_send(m):
