@@ -15,7 +15,7 @@ SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
-PKGS	 = libevent libevent_openssl libssl libcrypto libcares
+PKGS	 = libevent libevent_openssl libssl libcrypto libcares libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS	 = $(PKG_LIBS) -lcrypt -lpthread

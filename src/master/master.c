@@ -53,6 +53,7 @@
 #include "common/config.h"
 #include "common/control.h"
 #include "common/role.h"
+#include "common/sandbox.h"
 #include "common/spool.h"
 #include "common/stats.h"
 #include "master/master.h"
@@ -653,6 +654,11 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 		ctx->tls_ctx = m->tls_ctx;
 		close(m->control_fd);
 	} else {
+		/* the private key stays with smtp-in (and the master) only:
+		   OpenSSL clears key material when it frees it */
+		if (m->tls_ctx != NULL)
+			tls_ctx_free(m->tls_ctx);
+		m->tls_ctx = NULL;
 		for (i = 0; i < m->nlisteners; i++)
 			close(m->listeners[i].fd);
 		ctx->listeners = NULL;
@@ -674,6 +680,13 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 		fatal("event=start prctl");
 	if (getppid() != master_pid)
 		fatalx("event=start reason=\"master went away\"");
+	/* no core file, no ptrace by the same user (DESIGN.md 1) */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("event=start prctl dumpable");
+	if (role == ROLE_SMTP_IN && sandbox_apply(SANDBOX_SMTP_IN) == -1)
+		fatalx("event=start reason=\"cannot install the sandbox\"");
+	if (role == ROLE_SMTP_OUT && sandbox_apply(SANDBOX_SMTP_OUT) == -1)
+		fatalx("event=start reason=\"cannot install the sandbox\"");
 	switch (role) {
 	case ROLE_SMTP_IN:
 		smtp_in_run(ctx);

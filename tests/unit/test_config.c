@@ -41,6 +41,7 @@ static void	 test_bad_all(void);
 static void	 test_map_errors(void);
 static void	 test_files(void);
 static void	 test_lookup(void);
+static void	 test_outbound(void);
 
 static void
 check(int ok, const char *fmt, ...)
@@ -484,6 +485,17 @@ test_defaults(void)
 	    c->queue_lifetime == 5 * 86400 && c->delay_warning == 4 * 3600 &&
 	    c->retry_min == 300 && c->retry_max == 3600, "default times");
 	check(c->log_syslog == 0, "default log");
+	check(c->smtp_helo_name[0] == '\0' && c->smtp_connect_timeout == 30 &&
+	    c->smtp_helo_timeout == 300 && c->smtp_mail_timeout == 300 &&
+	    c->smtp_rcpt_timeout == 300 && c->smtp_data_init_timeout == 120 &&
+	    c->smtp_data_xfer_timeout == 180 &&
+	    c->smtp_data_done_timeout == 600 &&
+	    c->smtp_destination_concurrency_limit == 20 &&
+	    c->smtp_max_connections == 100 &&
+	    c->smtp_connection_cache_time == 2 &&
+	    c->smtp_connection_reuse_time == 300 &&
+	    c->hide_internal_hosts == 1 && c->tls_ca_file == NULL &&
+	    c->tls_policy.n == 0, "default smtp-out keys");
 	check(c->nfilter == 12, "default filter size %zu", c->nfilter);
 	for (i = 0; i < 12 && i < c->nfilter; i++)
 		check(strcmp(c->filter[i].verb, verbs[i]) == 0 &&
@@ -953,6 +965,7 @@ main(void)
 	test_map_errors();
 	test_files();
 	test_lookup();
+	test_outbound();
 
 	snprintf(path, sizeof(path), "rm -rf '%s'", tmpdir);
 	if (system(path) != 0)
@@ -960,4 +973,62 @@ main(void)
 	free(cwd);
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail > 0;
+}
+
+/* test_outbound - tls_policy_map, booleans, the smtp-out keys */
+static void
+test_outbound(void)
+{
+	char		 map[128], text[512], exp[1024];
+	struct config	*c;
+	char		*err;
+
+	snprintf(map, sizeof(map), "%s/tls.map", tmpdir);
+	write_file(map,
+	    "partner.test verify\n"
+	    ".bank.test   encrypt\n"
+	    "*            may\n");
+	snprintf(text, sizeof(text), "tls_policy_map = %s\n"
+	    "outbound_tls = encrypt\nhide_internal_hosts = no\n"
+	    "smtp_helo_name = relay.example.test\n"
+	    "smtp_destination_concurrency_limit = 3\n"
+	    "smtp_data_done_timeout = 1m\n", map);
+	err = load("o.conf", text, strlen(text), &c);
+	check(c != NULL && *err == '\0', "outbound good: %s", err);
+	free(err);
+	if (c != NULL) {
+		check(tls_policy_lookup(c, "partner.test", 12) == OTLS_VERIFY,
+		    "policy exact");
+		check(tls_policy_lookup(c, "PARTNER.test.", 13) ==
+		    OTLS_VERIFY, "policy case, dot");
+		check(tls_policy_lookup(c, "a.bank.test", 11) == OTLS_ENCRYPT,
+		    "policy parent");
+		check(tls_policy_lookup(c, "bank.test", 9) == OTLS_MAY,
+		    "policy default entry");
+		check(c->hide_internal_hosts == 0, "bool no");
+		check(strcmp(c->smtp_helo_name, "relay.example.test") == 0,
+		    "helo name");
+		check(c->smtp_destination_concurrency_limit == 3 &&
+		    c->smtp_data_done_timeout == 60, "smtp numbers");
+		config_free(c);
+	}
+	/* without the map, outbound_tls is the answer */
+	err = load("o2.conf", "outbound_tls = verify\n", 22, &c);
+	check(c != NULL && tls_policy_lookup(c, "x.test", 6) == OTLS_VERIFY,
+	    "policy from outbound_tls: %s", err);
+	free(err);
+	config_free(c);
+
+	write_file(map, "a.test sometimes\nb.test\na.test may\n");
+	snprintf(text, sizeof(text), "tls_policy_map = %s\n"
+	    "hide_internal_hosts = maybe\n", map);
+	snprintf(exp, sizeof(exp),
+	    "o3.conf:2: bad value \"maybe\" for hide_internal_hosts "
+	    "(yes or no)\n"
+	    "%s:1: bad policy \"sometimes\": not may, encrypt or verify\n"
+	    "%s:2: missing next hop for \"b.test\"\n", map, map);
+	err = load("o3.conf", text, strlen(text), &c);
+	check(c == NULL && strcmp(err, exp) == 0,
+	    "outbound errors: got\n%sexpected\n%s", err, exp);
+	free(err);
 }
