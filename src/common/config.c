@@ -79,6 +79,8 @@ enum kw_type {
 	KW_DOMAINS,	/* list of domains, char *[] lower case */
 	KW_DURATION,	/* time_t seconds */
 	KW_BOOL,	/* yes | no -> int */
+	KW_CHOICE,	/* one word of kw_choices() -> int, its index */
+	KW_DNSBL,	/* list of ZONE[=FILTER][*WEIGHT], struct dnsbl[] */
 	KW_FILTER,	/* VERB:MAXLEN list, struct filter_rule[] */
 	KW_HOSTNAME,	/* char[CONF_HOSTNAME_MAX + 1] */
 	KW_LOG,		/* stderr | syslog -> int log_syslog */
@@ -174,6 +176,7 @@ static int	 parse_maildir_hop(const char *, struct nexthop *,
 static int	 parse_error_hop(const char *, struct nexthop *,
 		    const char **);
 static void	 nexthop_clear(struct nexthop *);
+static const char *const *kw_choices(const struct keyword *);
 static void	 fmt_duration(unsigned long long, char *, size_t);
 static void	 fmt_size(unsigned long long, char *, size_t);
 typedef int	 map_value_fn(const char *, struct nexthop *, const char **);
@@ -221,12 +224,26 @@ static const struct keyword keywords[] = {
 	    DEFAULT_FILTER, 1, CONF_FILTER_MAX, 0 },
 	{ "command_timeout",	KW_DURATION,	OFF(command_timeout), 0,
 	    "5m", 1, DAY, 0 },
+	{ "conn_rate_limit",	KW_COUNT,	OFF(conn_rate_limit), 0,
+	    "0", 0, 1000000, 0 },
 	{ "data_timeout",	KW_DURATION,	OFF(data_timeout), 0,
 	    "10m", 1, DAY, 0 },
 	{ "delay_warning",	KW_DURATION,	OFF(delay_warning), 0,
 	    "4h", 1, 100 * DAY, 0 },
 	{ "dns_servers",	KW_ADDRS,	OFF(dns_servers),
 	    OFF(ndns_servers), NULL, 0, 8, 53 },
+	{ "dnsbl",		KW_DNSBL,	OFF(dnsbl), OFF(ndnsbl),
+	    NULL, 0, DNSBL_LISTS_MAX, 0 },
+	{ "dnsbl_threshold",	KW_COUNT,	OFF(dnsbl_threshold), 0,
+	    "1", 1, 1000, 0 },
+	{ "fcrdns",		KW_CHOICE,	OFF(fcrdns), 0,
+	    "off", 0, 0, 0 },
+	{ "greet_delay",	KW_DURATION,	OFF(greet_delay), 0,
+	    "0s", 0, MINUTE, 0 },
+	{ "helo_checks",	KW_BOOL,	OFF(helo_checks), 0,
+	    "yes", 0, 0, 0 },
+	{ "helo_resolvable",	KW_BOOL,	OFF(helo_resolvable), 0,
+	    "no", 0, 0, 0 },
 	{ "hide_internal_hosts", KW_BOOL,	OFF(hide_internal_hosts), 0,
 	    "yes", 0, 0, 0 },
 	{ "hostname",		KW_HOSTNAME,	OFF(hostname), 0,
@@ -247,10 +264,18 @@ static const struct keyword keywords[] = {
 	    "100", 1, 100000, 0 },
 	{ "message_size_limit",	KW_SIZE,	OFF(message_size_limit), 0,
 	    "25M", 1, 2 * GIB, 0 },
+	{ "msg_rate_limit",	KW_COUNT,	OFF(msg_rate_limit), 0,
+	    "0", 0, 1000000, 0 },
 	{ "outbound_tls",	KW_OTLS,	OFF(outbound_tls), 0,
 	    "may", 0, 0, 0 },
+	{ "policy_dns_timeout",	KW_DURATION,	OFF(policy_dns_timeout), 0,
+	    "5s", 1, MINUTE, 0 },
 	{ "queue_lifetime",	KW_DURATION,	OFF(queue_lifetime), 0,
 	    "5d", 1, 100 * DAY, 0 },
+	{ "rate_window",	KW_DURATION,	OFF(rate_window), 0,
+	    "1m", 1, DAY, 0 },
+	{ "reject_delay",	KW_DURATION,	OFF(reject_delay), 0,
+	    "0s", 0, MINUTE, 0 },
 	{ "relay_host",		KW_NEXTHOP,	OFF(relay_host),
 	    OFF(has_relay_host), NULL, 0, 0, 0 },
 	{ "relay_networks",	KW_CIDRS,	OFF(relay_networks),
@@ -261,6 +286,10 @@ static const struct keyword keywords[] = {
 	    "1h", 1, 7 * DAY, 0 },
 	{ "retry_min",		KW_DURATION,	OFF(retry_min), 0,
 	    "5m", 1, DAY, 0 },
+	{ "rhsbl",		KW_DNSBL,	OFF(rhsbl), OFF(nrhsbl),
+	    NULL, 0, DNSBL_LISTS_MAX, 0 },
+	{ "sender_resolvable",	KW_BOOL,	OFF(sender_resolvable), 0,
+	    "no", 0, 0, 0 },
 	{ "smtp_connect_timeout", KW_DURATION,	OFF(smtp_connect_timeout), 0,
 	    "30s", 1, HOUR, 0 },
 	{ "smtp_connection_cache_time", KW_DURATION,
@@ -401,6 +430,8 @@ config_free(struct config *c)
 	free(c->auth_users_file);
 	free(c->auth_sender_map_file);
 	authdb_free(c->authdb);
+	free(c->dnsbl);
+	free(c->rhsbl);
 	free(c);
 }
 
@@ -1019,10 +1050,12 @@ kw_set(struct parse *ps, struct config *c, const struct keyword *kw,
 	switch (kw->type) {
 	case KW_ADDRS:
 	case KW_CIDRS:
+	case KW_DNSBL:
 	case KW_DOMAINS:
 	case KW_FILTER:
 		return kw_list(ps, c, kw, val);
 	case KW_BOOL:
+	case KW_CHOICE:
 	case KW_COUNT:
 	case KW_DURATION:
 	case KW_LOG:
@@ -1079,6 +1112,9 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 	case KW_DOMAINS:
 		elsize = sizeof(char *);
 		break;
+	case KW_DNSBL:
+		elsize = sizeof(struct dnsbl);
+		break;
 	default:
 		elsize = 0;	/* KW_FILTER: fixed array in the struct */
 		break;
@@ -1091,6 +1127,8 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 		*FIELD(c, kw, struct cidr *) = arr;
 	else if (kw->type == KW_DOMAINS)
 		*FIELD(c, kw, char **) = arr;
+	else if (kw->type == KW_DNSBL)
+		*FIELD(c, kw, struct dnsbl *) = arr;
 	while ((t = list_next(&p, &tlen)) != NULL) {
 		if (tlen >= sizeof(tok)) {
 			memcpy(tok, t, sizeof(tok) - 1);
@@ -1119,6 +1157,7 @@ kw_item(struct parse *ps, const struct keyword *kw, void *arr, size_t i,
 	struct filter_rule	*fr = arr;
 	struct listen_addr	*la;
 	char			**dv = arr;
+	const char		*why;
 	size_t			 j, len = strlen(tok);
 
 	switch (kw->type) {
@@ -1150,6 +1189,12 @@ kw_item(struct parse *ps, const struct keyword *kw, void *arr, size_t i,
 			fatal("config: domain");
 		mem_ascii_lower(dv[i], len);
 		return 0;
+	case KW_DNSBL:
+		if (dnsbl_parse(tok, len, (struct dnsbl *)arr + i, &why) == 0)
+			return 0;
+		conf_err(ps, "bad list \"%s\" in %s: %s",
+		    quote(tok, q, sizeof(q)), kw->name, why);
+		return -1;
 	case KW_FILTER:
 		if (parse_filter_rule(tok, &fr[i]) == -1) {
 			conf_err(ps, "bad command_filter entry \"%s\" "
@@ -1220,9 +1265,19 @@ kw_scalar(struct parse *ps, struct config *c, const struct keyword *kw,
     const char *val)
 {
 	char			 q[CONF_QUOTE_MAX];
+	const char *const	*ch;
 	unsigned long long	 v;
 
 	switch (kw->type) {
+	case KW_CHOICE:
+		for (ch = kw_choices(kw); *ch != NULL; ch++)
+			if (strcmp(val, *ch) == 0) {
+				*FIELD(c, kw, int) = (int)(ch - kw_choices(kw));
+				return 0;
+			}
+		conf_err(ps, "bad value \"%s\" for %s", quote(val, q,
+		    sizeof(q)), kw->name);
+		return -1;
 	case KW_BOOL:
 		if (strcmp(val, "yes") == 0 || strcmp(val, "no") == 0) {
 			*FIELD(c, kw, int) = val[0] == 'y';
@@ -1341,6 +1396,20 @@ kw_nexthop(struct parse *ps, struct config *c, const struct keyword *kw,
 	}
 	*(int *)(void *)((char *)c + kw->noff) = 1;
 	return 0;
+}
+
+/*
+ * kw_choices - the words of a KW_CHOICE key, in the order of its enum
+ * (config.h), NULL-terminated
+ */
+static const char *const *
+kw_choices(const struct keyword *kw)
+{
+	static const char *const fcrdns[] = { "off", "warn", "reject", NULL };
+
+	if (strcmp(kw->name, "fcrdns") == 0)
+		return fcrdns;
+	panic("config: no choices for %s", kw->name);
 }
 
 /* kw_bounds - a bound written the way the user would write it */

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <sys/socket.h>
 
+#include "dnsbl.h"
+
 #define CONF_HOSTNAME_MAX	255
 #define CONF_VERB_MAX		16
 #define CONF_FILTER_MAX		32	/* entries in command_filter */
@@ -79,6 +81,13 @@ struct transport_entry {
 struct transport_map {
 	struct transport_entry	*v;
 	size_t			 n;
+};
+
+/* fcrdns: forward-confirmed reverse DNS of the client (smtp_policy.c) */
+enum fcrdns_mode {
+	FCRDNS_OFF,
+	FCRDNS_WARN,	/* log only */
+	FCRDNS_REJECT	/* 550 5.7.25, 450 4.7.25 on DNS errors */
 };
 
 enum outbound_tls {
@@ -166,6 +175,23 @@ struct config {
 	/* mail from relay_networks or AUTH leaving by MX or relay_host
 	   carries no Received header naming internal hosts */
 	int			 hide_internal_hosts;
+
+	/* smtp-in policy for untrusted clients (smtp_policy.c) */
+	struct dnsbl		*dnsbl;		/* client address lists */
+	size_t			 ndnsbl;
+	struct dnsbl		*rhsbl;		/* sender domain, HELO name */
+	size_t			 nrhsbl;
+	size_t			 dnsbl_threshold; /* sum of weights to block */
+	int			 fcrdns;	/* enum fcrdns_mode */
+	int			 helo_checks;	/* syntax, not our name */
+	int			 helo_resolvable; /* HELO name has A/AAAA */
+	int			 sender_resolvable; /* MX or A/AAAA */
+	time_t			 greet_delay;	/* pregreet test; 0 = off */
+	time_t			 reject_delay;	/* tarpit step; 0 = off */
+	size_t			 conn_rate_limit; /* per address and window */
+	size_t			 msg_rate_limit;
+	time_t			 rate_window;
+	time_t			 policy_dns_timeout; /* bound of one lookup */
 };
 
 /*
