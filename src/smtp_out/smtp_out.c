@@ -46,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -223,7 +222,7 @@ smtp_out_run(struct role_ctx *ctx)
 		fatalx("event=start reason=\"smtp_out_preinit not called\"");
 	so = &r->so;
 	log_setproc("smtp-out");
-	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* the master set PR_SET_PDEATHSIG; the sandbox forbids prctl now */
 	signal(SIGPIPE, SIG_IGN);
 	if (fd_nonblock(ctx->out_sock) == -1)
 		fatal("event=start out_sock");
