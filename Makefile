@@ -183,3 +183,20 @@ integration-asan: $(BUILD)/asan/tools/dnsq
 
 # objects are never intermediate: keep them between runs
 .SECONDARY:
+
+# ---- benchmarks (issue 7): moat vs Postfix, see bench/README.md ----------
+# make bench          the full grid, writes bench/RESULTS.md (~20 min)
+# make bench-quick    1 KiB x 50 sessions only (< 2 min)
+# make bench-profile  the quick run with a perf profile: bench/PROFILE.md
+# BENCH_FLAGS passes options to bench/bench.py (--reps, --scale, --profile)
+.PHONY: bench-profile
+BENCH_RUN = MOAT_BUILD=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/bench.py
+
+bench: $(BUILD)/moatd
+	$(BENCH_RUN) full $(BENCH_FLAGS)
+
+bench-quick: $(BUILD)/moatd
+	$(BENCH_RUN) quick $(BENCH_FLAGS)
+
+bench-profile: $(BUILD)/moatd
+	$(BENCH_RUN) quick --profile $(BENCH_FLAGS)
