@@ -60,7 +60,7 @@ struct ohost {
 	enum ohost_state	 state;
 	enum dns_status		 status;
 	struct dns_query	*q;
-	struct dns_addr		 addr[OUT_TARGETS_MAX];	/* kept in order */
+	struct dns_addr		 addr[OUT_TARGETS_MAX];
 	size_t			 naddr;
 };
 
@@ -71,18 +71,18 @@ struct oresolve {
 	uint32_t		 kind;		/* TR_SMTP_* */
 	char			 name[OUT_NAME_MAX];
 	unsigned		 port;
-	struct dns_query	*mxq;		/* the MX lookup in flight */
-	struct event		*ev_now;	/* zero timer: answer known */
-	struct ohost		*hosts;		/* malloc'd, MX order */
+	struct dns_query	*mxq;		/* MX lookup in flight */
+	struct event		*ev_now;	/* zero timer */
+	struct ohost		*hosts;		/* MX order */
 	size_t			 nhosts;
-	size_t			 next;		/* first host not started */
+	size_t			 next;		/* not started */
 	size_t			 running;	/* lookups in flight */
 	/* the answer handed to the callback */
 	struct otarget		 t[OUT_TARGETS_MAX];
 	size_t			 nt;
 	unsigned		 code;
 	char			 text[OUT_TEXT_MAX];
-	int			 incb;		/* inside the callback */
+	int			 incb;		/* in the callback */
 };
 
 static void	oresolve_mx_cb(const struct dns_result *, void *);

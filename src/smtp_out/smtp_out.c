@@ -65,10 +65,10 @@
 #include "smtp_out.h"
 
 #define OUT_DEST_BUCKETS	1024	/* destination hash table */
-#define OUT_DEST_IDLE		300	/* s unused before a dest is freed */
-#define OUT_GC_INTERVAL		60	/* s between destination cleanups */
-#define OUT_STOP_GRACE		10	/* s for transactions at SIGTERM */
-#define OUT_READ_BATCH		64	/* queue messages per read event */
+#define OUT_DEST_IDLE		300	/* s unused before freed */
+#define OUT_GC_INTERVAL		60	/* s between cleanups */
+#define OUT_STOP_GRACE		10	/* s for the running */
+#define OUT_READ_BATCH		64	/* messages per read event */
 #define OUT_EXIT_SNDTIMEO	5	/* s per reply written at exit */
 #define OUT_LOG_NAME		(OUT_NAME_MAX * 4)
 #define OUT_LOG_TEXT		(OUT_TEXT_MAX * 4)
@@ -99,7 +99,7 @@ struct odest_x {
 	TAILQ_ENTRY(odest_x)	 wentry;	/* role wait list */
 	int			 waiting;	/* on the wait list */
 	struct osref_list	 sess;
-	size_t			 nopening;	/* sessions in OS_OPENING */
+	size_t			 nopening;	/* in OS_OPENING */
 	/*
 	 * Sessions allowed while some fail and others get through (one
 	 * bad MX host of several): no more than worked; 0 = the limit.
@@ -122,10 +122,10 @@ TAILQ_HEAD(obacklog_list, obacklog);
 struct out_role {
 	struct smtp_out		 so;
 	struct odest_bucket	 hash[OUT_DEST_BUCKETS];
-	TAILQ_HEAD(, odest_x)	 wait;		/* need a role slot */
+	TAILQ_HEAD(, odest_x)	 wait;	/* need a role slot */
 	struct osref_list	 idle;		/* oldest first */
 	struct ojob_list	 running;	/* given to sessions */
-	size_t			 nclosing;	/* sessions in OS_CLOSING */
+	size_t			 nclosing;	/* in OS_CLOSING */
 	struct obacklog_list	 backlog;
 	struct event		*ev_write;	/* out_sock writable */
 	struct event		*ev_term;
@@ -703,9 +703,11 @@ static time_t
 out_dest_backoff(const struct config *c, unsigned fails)
 {
 	time_t		 d = c->retry_min / 2 > 0 ? c->retry_min / 2 : 1;
-	time_t		 max = c->retry_max / 2 > d ? c->retry_max / 2 : d;
+	time_t		 max = c->retry_max / 2;
 	unsigned	 i;
 
+	if (max < d)
+		max = d;
 	for (i = 1; i < fails && d < max; i++)
 		d *= 2;
 	return d < max ? d : max;
@@ -740,7 +742,8 @@ out_wait_serve(struct out_role *r)
 	while (r->so.nsess < r->so.conf->smtp_max_connections &&
 	    (dx = TAILQ_FIRST(&r->wait)) != NULL) {
 		out_wait_remove(r, dx);
-		out_dest_kick(r, dx);	/* back on the list if still short */
+		/* back on the list if still short */
+		out_dest_kick(r, dx);
 	}
 }
 
