@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -70,6 +71,7 @@
 #define OUT_STOP_GRACE		10	/* s for the running */
 #define OUT_READ_BATCH		64	/* messages per read event */
 #define OUT_EXIT_SNDTIMEO	5	/* s per reply written at exit */
+#define OUT_FD_SPARE		64	/* DNS, logs, the queue */
 #define OUT_LOG_NAME		(OUT_NAME_MAX * 4)
 #define OUT_LOG_TEXT		(OUT_TEXT_MAX * 4)
 
@@ -135,6 +137,7 @@ struct out_role {
 #define ROLE(so)	((struct out_role *)(void *)(so))
 #define DX(d)		((struct odest_x *)(void *)(d))
 
+static void	out_check_nofile(const struct config *);
 static void	out_queue_read(int, short, void *);
 static void	out_job_take(struct out_role *, const struct out_job *,
 		    int);
@@ -207,7 +210,28 @@ smtp_out_preinit(struct role_ctx *ctx)
 	if ((r->so.ssl_ctx = otls_ctx_new(ctx->conf)) == NULL)
 		log_warnx("event=start role=smtp-out reason=\"no TLS client "
 		    "context: outbound STARTTLS is impossible\"");
+	out_check_nofile(ctx->conf);
 	ctx->out_state = r;
+}
+
+/*
+ * out_check_nofile - every job held keeps its message file open, and
+ * a descriptor the kernel cannot install with a job is fatal IPC
+ * (MSG_CTRUNC): say so at start if the limit (raised by the master to
+ * the hard one) is short of what the queue may send us
+ */
+static void
+out_check_nofile(const struct config *c)
+{
+	struct rlimit	 rl;
+	rlim_t		 need;
+
+	need = (rlim_t)OUT_INFLIGHT_MAX + c->smtp_max_connections +
+	    OUT_FD_SPARE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need)
+		log_warnx("event=start role=smtp-out reason=\"open file limit "
+		    "%llu is below %llu: raise the hard limit (LimitNOFILE)\"",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 /* smtp_out_run - the smtp-out role's main; never returns */
