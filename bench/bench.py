@@ -76,6 +76,7 @@ COUNTS = {
 QUICK_COUNT = 1000
 LAT_MESSAGES = 2000  # latency client, full run
 LAT_MESSAGES_QUICK = 1000
+PROFILE_COUNT = 5000  # the profiled run, 1 KiB x C=50
 SENDER = "sender@client.bench.test"
 RCPT = "rcpt@dest.bench.test"
 HELO = "client.bench.test"
@@ -394,6 +395,24 @@ class Moat:
                               time.localtime(os.stat(MOATD).st_mtime))
         return "moat %s (tree at the run; moatd built %s from %s)" % (
             r.stdout.strip() or "unknown", built, BUILD)
+
+    def roles(self):
+        """pid -> role, from the master's spawn lines."""
+        out = {self.proc.pid: "master"}
+        with open(self.log.name) as f:
+            for m in re.finditer(r"event=spawn role=(\S+) pid=(\d+)",
+                                 f.read()):
+                out[int(m.group(2))] = m.group(1)
+        # perf reports threads by their own id
+        for pid in self.pids():
+            try:
+                tids = os.listdir("/proc/%d/task" % pid)
+            except OSError:
+                continue
+            for t in tids:
+                if int(t) != pid:
+                    out[int(t)] = "%s thread" % out.get(pid, "moatd")
+        return out
 
     def logtail(self, n=5):
         try:
@@ -894,6 +913,11 @@ def machine(spool):
     fs = " ".join(sh("findmnt -n -o SOURCE,FSTYPE,OPTIONS -T %s"
                      % spool).split())
     dev = fs.split()[0] if fs else ""
+    if len(fs.split()) > 1 and fs.split()[1] == "ext4":
+        jt = sh("cat /sys/fs/ext4/%s/journal_task 2>/dev/null"
+                % os.path.basename(dev))
+        fs += " (%s)" % ("no journal" if jt == "<none>" else
+                         "journal" if jt else "journal: ?")
     rot = sh("cat /sys/block/%s/queue/rotational 2>/dev/null"
              % os.path.basename(dev))
     return [
@@ -969,20 +993,22 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
           "Made by `%s` (bench/bench.py %s) in %.0f s.  Rates are "
           "messages per second, medians of the repetitions; a relay "
           "run ends when smtp-sink has counted exactly its messages."
-          % ("make bench" if mode == "full" else "make bench-quick",
+          % ({"full": "make bench", "quick": "make bench-quick"}.get(
+              mode, "bench/bench.py " + mode),
              mode, elapsed), "",
           "## Machine and versions", ""] + info + \
          ["- load average at end: %s" % sh("cut -d' ' -f1-3 "
                                            "/proc/loadavg")] + \
-         ["- %s" % v for v in versions] + \
-         ["", "## Acceptance (a), end-to-end relay (b), ceiling (c)", ""]
-    md += table(points)
-    md += ["",
-           "*accept*: messages / time until smtp-source had every 250 "
-           "and quit (one message per connection, smtp-source's "
-           "default).  *relay*: messages / time from the start until "
-           "the sink counted them all.  *ceiling*: smtp-source straight "
-           "into smtp-sink."]
+         ["- %s" % v for v in versions]
+    if points:
+        md += ["", "## Acceptance (a), end-to-end relay (b), ceiling (c)",
+               ""] + table(points)
+        md += ["",
+               "*accept*: messages / time until smtp-source had every 250 "
+               "and quit (one message per connection, smtp-source's "
+               "default).  *relay*: messages / time from the start until "
+               "the sink counted them all.  *ceiling*: smtp-source "
+               "straight into smtp-sink."]
     fl = failures(points)
     if fl:
         md += ["", "Failed runs:", ""] + fl
@@ -1035,25 +1061,52 @@ def ensure_perf():
     return shutil.which("perf") is not None
 
 
-def perf_summary(data):
-    """Where moat's CPU time went: by program part, then by symbol."""
-    def rep(sort, limit):
-        r = subprocess.run(["perf", "report", "-i", data, "--stdio",
-                            "--no-children", "-g", "none", "--sort",
-                            sort, "--percent-limit", str(limit)],
-                           capture_output=True, text=True, timeout=300)
-        return [l for l in r.stdout.splitlines()
-                if l.strip() and not l.startswith("#")]
-    by_dso = rep("comm,dso", 1)
-    by_sym = rep("dso,sym", 0.7)
-    return by_dso, by_sym
+def perf_report(data, *args):
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                        "--no-children"] + list(args),
+                       capture_output=True, text=True, timeout=300)
+    return [ln.rstrip() for ln in r.stdout.splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
+def perf_summary(data, roles):
+    """Where moat's CPU time went: by role, by object, by symbol, the
+    largest user-space symbols (issue 7: none above 15% that is not a
+    system call, crypto or the kernel), and the kernel's call chains."""
+    out = ["", "## By role and object", "", "```"]
+    for ln in perf_report(data, "-g", "none", "--sort", "pid,dso",
+                          "--percent-limit", "1"):
+        m = re.search(r"(\d+):\S+", ln)
+        if m and int(m.group(1)) in roles:
+            ln = ln.replace(m.group(0), "%s(%s)" % (
+                roles[int(m.group(1))], m.group(1)))
+        out.append(ln)
+    out += ["```", "", "## By symbol (at least 0.5%)", "", "```"]
+    syms = perf_report(data, "-g", "none", "--sort", "dso,sym",
+                       "--percent-limit", "0.5")
+    out += syms + ["```", "", "## Largest user-space symbols", ""]
+    user = []
+    for ln in syms:
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[\.\]\s+(.*)", ln)
+        if m:
+            user.append((float(m.group(1)), m.group(2), m.group(3)))
+    if not user:
+        out.append("None at 0.5% or more.")
+    for pct, dso, sym in user[:10]:
+        out.append("- %.2f%% %s in %s" % (pct, sym, dso))
+    out += ["", "## Call chains of the largest entries (caller view, "
+            "first 120 lines)", "", "```"]
+    out += perf_report(data, "-G", "--sort", "sym", "--percent-limit",
+                       "5")[:120]
+    out += ["```"]
+    return out
 
 
 # ---- main --------------------------------------------------------------
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["full", "quick"])
+    p.add_argument("mode", choices=["full", "quick", "idle"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the message counts (full mode)")
@@ -1092,13 +1145,16 @@ def main():
         grid = [(s, c, max(c, int(COUNTS[s][c] * args.scale)))
                 for s in SIZES for c in SESSIONS]
         lat_n = LAT_MESSAGES
+    elif args.mode == "idle":
+        grid = []
+        lat_n = 0
     else:
         n = min(max(args.messages, 50), 100000) if args.messages \
             else QUICK_COUNT
         grid = [(1024, 50, n)]
         lat_n = min(LAT_MESSAGES_QUICK, n)
     profile_note = None
-    perf_data = None
+    perf_data = prof_run = roles = None
     if args.profile:
         if ensure_perf():
             perf_data = os.path.join(OUT, "perf.data")
@@ -1123,12 +1179,7 @@ def main():
             for rep in range(args.reps):
                 order = (moat, pf) if rep % 2 == 0 else (pf, moat)
                 for sysm in order:
-                    prof = None
-                    if (sysm is moat and perf_data and
-                        size == 1024 and c == 50 and rep == 0):
-                        prof = perf_data
-                    r = run_relay(sysm, c, size, n, prof)
-                    res[sysm.label].append(r)
+                    res[sysm.label].append(run_relay(sysm, c, size, n))
                 res["ceiling"].append(
                     run_ceiling(sinks[2], c, size, n))
                 print("bench: %s C=%d n=%d rep %d: moat %s/%s "
@@ -1141,9 +1192,14 @@ def main():
                           fmt(res["ceiling"][-1].relay)),
                       file=sys.stderr)
             points.append(((size, c, n), res))
-        lat["moat"] = run_latency(moat, 50, lat_n)
-        lat["Postfix"] = run_latency(pf, 50, lat_n)
-        if args.mode == "full" and not args.skip_idle:
+        if perf_data:
+            # a run of its own, so that perf does not disturb the table
+            roles = moat.roles()
+            prof_run = run_relay(moat, 50, 1024, PROFILE_COUNT, perf_data)
+        if lat_n:
+            lat["moat"] = run_latency(moat, 50, lat_n)
+            lat["Postfix"] = run_latency(pf, 50, lat_n)
+        if args.mode != "quick" and not args.skip_idle:
             for n in (1000, 10000):
                 idle.append(("moat", run_idle_moat(moat, n)))
             idle.append(("Postfix", run_idle_postfix(pf, 100)))
@@ -1154,26 +1210,28 @@ def main():
             s.stop()
 
     if perf_data and os.path.exists(perf_data):
-        by_dso, by_sym = perf_summary(perf_data)
         prof = ["# Profile of moat, 1 KiB x C=50 relay run", "",
                 "`perf record -F 999 -g` on moatd and all its roles "
-                "during one run of bench/bench.py %s --profile "
-                "(%s); `perf report --no-children`." % (
-                    args.mode, versions[0]), "",
-                "## By process and object", "", "```"] + by_dso + \
-               ["```", "", "## By symbol (at least 0.7%)", "", "```"] + \
-               by_sym + ["```"]
+                "during a run of %d messages of its own (not one of the "
+                "table's) by bench/bench.py %s --profile: accept %s, "
+                "relay %s msg/s%s.  %s.  `perf report --no-children`; "
+                "percentages are of moat's samples." % (
+                    PROFILE_COUNT, args.mode, fmt(prof_run.accept),
+                    fmt(prof_run.relay),
+                    " (%s)" % prof_run.error if prof_run.error else "",
+                    versions[0])] + perf_summary(perf_data, roles)
         with open(os.path.join(HERE, "PROFILE.md"), "w") as f:
             f.write("\n".join(prof) + "\n")
         print("\n".join(prof))
         profile_note = "Profile of the 1 KiB x 50 run: bench/PROFILE.md."
 
-    md = report("moat vs Postfix: relay benchmark" if args.mode == "full"
-                else "moat vs Postfix: quick benchmark (1 KiB, C=50)",
+    md = report({"full": "moat vs Postfix: relay benchmark",
+                 "quick": "moat vs Postfix: quick benchmark (1 KiB, C=50)",
+                 "idle": "moat vs Postfix: idle sessions"}[args.mode],
                 args.mode, info, versions, points, lat, idle,
                 time.time() - begin, profile_note)
     dest = (os.path.join(HERE, "RESULTS.md") if args.mode == "full"
-            else os.path.join(OUT, "quick.md"))
+            else os.path.join(OUT, args.mode + ".md"))
     with open(dest, "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
