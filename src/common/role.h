@@ -54,6 +54,12 @@ struct role_ctx {
 	void		*out_state;
 };
 
+/*
+ * smtp_in_preinit - what smtp-in needs from outside the chroot, done
+ * before privdrop: its event base and, when a policy check needs DNS,
+ * dns_init() (reads /etc/resolv.conf).  Exits on failure.
+ */
+void	smtp_in_preinit(struct role_ctx *);
 void	smtp_in_run(struct role_ctx *) __attribute__((noreturn));
 void	queue_run(struct role_ctx *) __attribute__((noreturn));
 void	local_run(struct role_ctx *) __attribute__((noreturn));

@@ -23,6 +23,9 @@ struct moat_stats {
 	uint64_t	 alarm_filter;		/* command filter violations */
 	uint64_t	 alarm_relay;		/* relay attempts */
 	uint64_t	 alarm_spoof;		/* local sender from outside */
+	uint64_t	 alarm_dnsbl;		/* sessions of listed clients */
+	uint64_t	 alarm_pregreet;	/* talked before the banner */
+	uint64_t	 policy_rejected;	/* other smtp_policy.c refusals */
 	/* queue */
 	uint64_t	 delivered;
 	uint64_t	 deferred;

@@ -670,6 +670,8 @@ child_setup(struct master *m, enum role role, struct role_ctx *ctx,
 	}
 	if (role == ROLE_SMTP_OUT)
 		smtp_out_preinit(ctx);
+	else if (role == ROLE_SMTP_IN)
+		smtp_in_preinit(ctx);
 	privdrop(m, ctx, role != ROLE_LOCAL);
 	/*
 	 * After privdrop: the kernel clears the parent-death signal when

@@ -19,6 +19,9 @@
  * domain are refused; postmaster always gets through (RFC 5321 4.5.1).
  * A client outside relay_networks may not claim a local domain as
  * sender (spoofing).  Every refusal of this kind is an event=alarm.
+ * The anti-spam checks of untrusted clients (smtp_policy.c) are fed
+ * at HELO and MAIL and give their verdict at RCPT, after the relay
+ * policy, postmaster exempt.
  *
  * Submission (RFC 6409): on submission_listen and smtps_listen, MAIL
  * needs AUTH first (530 5.7.0).  An authenticated client may relay
@@ -288,6 +291,7 @@ cmd_hello(struct smtp_session *s, const struct smtp_cmd *c, int esmtp)
 	}
 	free(s->helo);
 	s->helo = copy;
+	smtp_policy_helo(s, c->arg, c->arglen);
 	smtp_txn_free(s);
 	if (esmtp)
 		s->flags |= SF_ESMTP;
@@ -394,6 +398,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 			return;
 		}
 	}
+	if (smtp_policy_mail(s, ma.null_sender ? NULL : &ma.addr) == -1)
+		return;
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    envelope_set_sender(&t->env, a, n) == -1) {
 		if (t != NULL)
@@ -444,7 +450,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	log_sanitize(a, n, la, sizeof(la));
-	if (rcpt_policy(s, &ra.addr, la) == -1) {
+	if (rcpt_policy(s, &ra.addr, la) == -1 ||
+	    smtp_policy_rcpt(s, (ra.addr.flags & ADDR_POSTMASTER) ||
+	    addr_is_postmaster(&ra.addr)) == -1) {
 		STATS_ADD(rcpt_rejected, 1);
 		return;
 	}

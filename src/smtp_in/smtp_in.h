@@ -15,6 +15,9 @@
  *   smtp_tls.c      STARTTLS and implicit TLS (bufferevent_openssl)
  *   smtp_auth.c     AUTH PLAIN and LOGIN (RFC 4954), the password
  *                   check threads, failure limits and delays
+ *   smtp_policy.c   anti-spam policy for untrusted clients: DNS
+ *                   blocklists, FCrDNS, HELO and sender checks,
+ *                   pregreet, rates, the reject tarpit
  *
  * Ownership: a session owns its bufferevent, its fd, its HELO copy and
  * at most one transaction.  A transaction handed to the commit threads
@@ -80,6 +83,9 @@ enum smtp_state {
 #define SF_INPROC	0x0080	/* inside smtp_session_process() */
 #define SF_HANDSHAKE	0x0100	/* TLS bufferevent installed, handshaking */
 #define SF_AUTH		0x0200	/* AUTH succeeded (s->authuser) */
+#define SF_POLWAIT	0x0400	/* RCPT waits for policy lookups */
+#define SF_GREETWAIT	0x0800	/* greet_delay: banner not sent yet */
+#define SF_TARPIT	0x1000	/* reject_delay: output held back */
 
 /* transaction flags */
 #define TF_OPEN		0x01	/* spool file open in tmp/ */
@@ -92,6 +98,7 @@ enum smtp_state {
 
 struct smtp_session;
 struct smtp_auth;
+struct smtp_policy;
 
 /* one mail transaction, from MAIL to the final reply */
 struct smtp_txn {
@@ -133,6 +140,7 @@ struct smtp_session {
 	const char		*reason;	/* why it ended, for the log */
 	char			*authuser;	/* login after AUTH, malloc'd */
 	struct smtp_auth	*auth;		/* AUTH exchange or NULL */
+	struct smtp_policy	*pol;		/* smtp_policy.c or NULL */
 	int			 family;
 	uint8_t			 addr[16];
 	char			 addrtext[SMTP_ADDR_TEXT];
@@ -172,6 +180,7 @@ void	smtp_session_free(struct smtp_session *);
 void	smtp_session_process(struct smtp_session *);
 void	smtp_session_shutdown(struct smtp_session *);
 void	smtp_session_setcb(struct smtp_session *);
+void	smtp_session_greet(struct smtp_session *);
 void	smtp_enter_state(struct smtp_session *, enum smtp_state);
 const char *smtp_state_name(enum smtp_state);
 void	smtp_reply(struct smtp_session *, const char *, ...)
@@ -229,6 +238,27 @@ struct smtp_sasl_plain {
 	const char	*passwd;
 	size_t		 passwdlen;
 };
+/*
+ * smtp_policy.c - the checks of untrusted clients (not relay_networks,
+ * not authenticated) on the MX listeners.  Lookups start at connect,
+ * HELO and MAIL and run on the loop; their verdict is given at RCPT
+ * (so postmaster stays reachable), which waits for them (hold).
+ */
+struct event_base *smtp_in_base(struct config *);
+int	smtp_policy_connect(struct smtp_session *);
+int	smtp_policy_pregreet(struct smtp_session *, struct evbuffer *);
+void	smtp_policy_helo(struct smtp_session *, const char *, size_t);
+int	smtp_policy_mail(struct smtp_session *, const struct addr *);
+int	smtp_policy_rcpt(struct smtp_session *, int);
+int	smtp_policy_hold(struct smtp_session *, const char *, size_t);
+void	smtp_policy_error(struct smtp_session *);
+void	smtp_policy_free(struct smtp_session *);
+/*
+ * smtp_policy_helo_syntax - is a HELO argument a host name (LDH
+ * labels) or an address literal (RFC 5321 4.1.3)?  Pure, for tests.
+ */
+int	smtp_policy_helo_syntax(const char *, size_t);
+
 int	smtp_auth_b64_decode(const char *, size_t, char *, size_t,
 	    size_t *);
 int	smtp_auth_plain(const char *, size_t, struct smtp_sasl_plain *);

@@ -106,8 +106,8 @@ smtp_in_run(struct role_ctx *ctx)
 	    srv->conf->data_timeout : DEF_DATA_TIMEOUT;
 	if (smtp_ehlo_build(srv) == -1)
 		fatalx("smtp-in: cannot build the EHLO reply");
-	if ((srv->base = event_base_new()) == NULL)
-		fatalx("smtp-in: event_base_new failed");
+	/* made before chroot by smtp_in_preinit (resolver), or now */
+	srv->base = smtp_in_base(srv->conf);
 	if (smtp_commit_init(srv->base) == -1)
 		fatal("smtp-in: commit threads");
 	if (srv->conf->authdb != NULL && smtp_auth_init(srv->base) == -1)

@@ -118,11 +118,21 @@ smtp_session_start(struct smtp_session *s, struct bufferevent *bev)
 	s->bev = bev;
 	smtp_session_setcb(s);
 	session_set_timeouts(s);
-	smtp_reply(s, "220 %s ESMTP", smtp_srv->conf->hostname);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	log_info("event=connect client=%s sid=%lu relay=%s tls=%s",
 	    s->addrtext, s->id, s->flags & SF_RELAY ? "yes" : "no",
 	    s->kind == LK_SMTPS ? "implicit" : "no");
+	/* rates, lookups and the greet delay (smtp_policy.c) */
+	if (smtp_policy_connect(s) == 0)
+		smtp_session_greet(s);
+	session_io_update(s);
+}
+
+/* smtp_session_greet - the banner; says nothing about the software */
+void
+smtp_session_greet(struct smtp_session *s)
+{
+	smtp_reply(s, "220 %s ESMTP", smtp_srv->conf->hostname);
 }
 
 /* smtp_session_setcb - (re)install callbacks and watermarks on s->bev */
@@ -142,6 +152,7 @@ smtp_session_setcb(struct smtp_session *s)
 void
 smtp_session_free(struct smtp_session *s)
 {
+	smtp_policy_free(s);
 	if (s->bev != NULL || s->fd != -1) {
 		log_info("event=disconnect client=%s sid=%lu duration=%lld "
 		    "commands=%u messages=%u errors=%u reason=%s",
@@ -253,6 +264,8 @@ smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 	(void)evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	(void)evbuffer_add(out, "\r\n", 2);
+	if (fmt[0] == '5')
+		smtp_policy_error(s);	/* the tarpit */
 }
 
 /*
@@ -291,7 +304,17 @@ smtp_session_process(struct smtp_session *s)
 		return;
 	s->flags |= SF_INPROC;
 	in = bufferevent_get_input(s->bev);
+	if (s->flags & SF_GREETWAIT) {
+		/* nothing may come before the banner (smtp_policy.c) */
+		(void)smtp_policy_pregreet(s, in);
+		s->flags &= ~SF_INPROC;
+		session_io_update(s);
+		return;
+	}
 	do {
+		/* waiting for lookups or in the tarpit */
+		if (s->flags & (SF_POLWAIT | SF_TARPIT))
+			break;
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 		    SMTP_OUT_HIGH) {
 			/* a client that does not read its replies */
@@ -395,6 +418,9 @@ session_command(struct smtp_session *s, struct evbuffer *in)
 	default:
 		panic("session_command: line result %d", (int)r);
 	}
+	if (s->state != SMTP_ST_AUTH_INPUT &&
+	    smtp_policy_hold(s, p, linelen))
+		return 0;	/* the line stays until the lookups are back */
 	s->ncmds++;
 	STATS_ADD(bytes_received, consumed);
 	if (s->state == SMTP_ST_AUTH_INPUT)
@@ -468,7 +494,7 @@ session_io_update(struct smtp_session *s)
 		return;
 	want = (ST(s->state) & (ST_COMMANDS | ST(SMTP_ST_DATA) |
 	    ST(SMTP_ST_BDAT) | ST(SMTP_ST_AUTH_INPUT))) &&
-	    !(s->flags & SF_OUTFULL);
+	    !(s->flags & (SF_OUTFULL | SF_POLWAIT | SF_TARPIT));
 	if (want && !(bufferevent_get_enabled(s->bev) & EV_READ))
 		bufferevent_enable(s->bev, EV_READ);
 	else if (!want && (bufferevent_get_enabled(s->bev) & EV_READ))
