@@ -248,4 +248,22 @@ void	oehlo_parse(const char *p, size_t len, struct oehlo *);
    store); NULL with the reason logged */
 void	*otls_ctx_new(const struct config *);
 
+struct ssl_st;
+/*
+ * otls_ssl_new - an SSL object for one connection to host (name or
+ * address literal, for SNI and the certificate check).  verify != 0:
+ * the handshake fails unless the chain and the name verify; else it
+ * never fails for the certificate, and otls_text() tells whether it
+ * would have verified.  NULL with the reason logged.
+ */
+struct ssl_st	*otls_ssl_new(void *ctx, const char *host, int verify);
+/* otls_text - "tls=TLSv1.3 cipher=... verified=yes|no"; "tls=no" if NULL */
+void	 otls_text(struct ssl_st *, char *out, size_t outsz);
+/*
+ * otls_why - why the handshake on ssl failed, from its certificate
+ * check or the OpenSSL error e (0 = none known): 1 when the
+ * certificate did not verify, else 0.
+ */
+int	 otls_why(struct ssl_st *, unsigned long e, char *out, size_t outsz);
+
 #endif
