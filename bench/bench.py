@@ -69,11 +69,14 @@ SIZES = [1024, 20 * 1024, 1024 * 1024]
 SESSIONS = [1, 10, 50, 200]
 # messages per run, sized so that the slower relay needs a few seconds
 COUNTS = {
-    1024: {1: 200, 10: 1000, 50: 2000, 200: 2000},
-    20 * 1024: {1: 200, 10: 800, 50: 1500, 200: 1500},
-    1024 * 1024: {1: 30, 10: 100, 50: 150, 200: 200},
+    1024: {1: 400, 10: 2000, 50: 4000, 200: 4000},
+    20 * 1024: {1: 300, 10: 1500, 50: 3000, 200: 3000},
+    1024 * 1024: {1: 40, 10: 150, 50: 300, 200: 400},
 }
-QUICK_COUNT = 1000
+# the ceiling is an order of magnitude faster: at least this many, so
+# that smtp-source's start and ramp-up do not dominate
+CEILING_MIN = {1024: 4000, 20 * 1024: 3000, 1024 * 1024: 300}
+QUICK_COUNT = 2000
 LAT_MESSAGES = 2000  # latency client, full run
 LAT_MESSAGES_QUICK = 1000
 PROFILE_COUNT = 5000  # the profiled run, 1 KiB x C=50
@@ -1008,7 +1011,9 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
                "and quit (one message per connection, smtp-source's "
                "default).  *relay*: messages / time from the start until "
                "the sink counted them all.  *ceiling*: smtp-source "
-               "straight into smtp-sink."]
+               "straight into smtp-sink, with at least %s messages "
+               "(1 KiB, 20 KiB, 1 MiB) so that its start does not "
+               "dominate." % ", ".join(str(CEILING_MIN[s]) for s in SIZES)]
     fl = failures(points)
     if fl:
         md += ["", "Failed runs:", ""] + fl
@@ -1144,15 +1149,18 @@ def main():
     if args.mode == "full":
         grid = [(s, c, max(c, int(COUNTS[s][c] * args.scale)))
                 for s in SIZES for c in SESSIONS]
+        scale = args.scale
         lat_n = LAT_MESSAGES
     elif args.mode == "idle":
         grid = []
         lat_n = 0
+        scale = 1
     else:
         n = min(max(args.messages, 50), 100000) if args.messages \
             else QUICK_COUNT
         grid = [(1024, 50, n)]
         lat_n = min(LAT_MESSAGES_QUICK, n)
+        scale = n / QUICK_COUNT
     profile_note = None
     perf_data = prof_run = roles = None
     if args.profile:
@@ -1181,7 +1189,8 @@ def main():
                 for sysm in order:
                     res[sysm.label].append(run_relay(sysm, c, size, n))
                 res["ceiling"].append(
-                    run_ceiling(sinks[2], c, size, n))
+                    run_ceiling(sinks[2], c, size,
+                                max(n, int(CEILING_MIN[size] * scale))))
                 print("bench: %s C=%d n=%d rep %d: moat %s/%s "
                       "Postfix %s/%s ceiling %s" % (
                           sizename(size), c, n, rep + 1,
