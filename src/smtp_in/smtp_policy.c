@@ -309,15 +309,16 @@ smtp_policy_mail(struct smtp_session *s, const struct addr *a)
 
 	if (s->flags & (SF_RELAY | SF_AUTH))
 		return 0;
-	if (conf->msg_rate_limit > 0 && (r = rate_get(s)) != NULL &&
-	    r->msgs >= conf->msg_rate_limit) {
+	r = conf->msg_rate_limit > 0 ? rate_get(s) : NULL;
+	if (r != NULL && r->msgs >= conf->msg_rate_limit) {
 		log_info("event=reject type=msg_rate client=%s messages=%zu "
 		    "sid=%lu", s->addrtext, r->msgs, s->id);
 		STATS_ADD(policy_rejected, 1);
 		smtp_reply_error(s, "450 4.7.1 Too many messages from your "
 		    "address, try again later");
 		return -1;
-	} else if (conf->msg_rate_limit > 0 && r != NULL)
+	}
+	if (r != NULL)
 		r->msgs++;
 	if (!policy_applies(s) || (p = policy_get(s)) == NULL)
 		return 0;
