@@ -1077,8 +1077,11 @@ def perf_report(data, *args):
 def perf_summary(data, roles):
     """Where moat's CPU time went: by role, by object, by symbol, the
     largest user-space symbols (issue 7: none above 15% that is not a
-    system call, crypto or the kernel), and the kernel's call chains."""
-    out = ["", "## By role and object", "", "```"]
+    system call, crypto or the kernel), and by system call."""
+    out = ["", "## By object", "", "```"]
+    out += perf_report(data, "-g", "none", "--sort", "dso",
+                       "--percent-limit", "0.1")
+    out += ["```", "", "## By role and object", "", "```"]
     for ln in perf_report(data, "-g", "none", "--sort", "pid,dso",
                           "--percent-limit", "1"):
         m = re.search(r"(\d+):\S+", ln)
@@ -1099,10 +1102,12 @@ def perf_summary(data, roles):
         out.append("None at 0.5% or more.")
     for pct, dso, sym in user[:10]:
         out.append("- %.2f%% %s in %s" % (pct, sym, dso))
-    out += ["", "## Call chains of the largest entries (caller view, "
-            "first 120 lines)", "", "```"]
-    out += perf_report(data, "-G", "--sort", "sym", "--percent-limit",
-                       "5")[:120]
+    out += ["", "## System calls (inclusive: the call and all the kernel "
+            "work under it)", "", "```"]
+    for ln in perf_report(data, "--children", "-g", "none", "--sort",
+                          "sym", "--percent-limit", "0.5"):
+        if re.search(r"\[k\] (__x64_sys_\w+|do_syscall_64)$", ln):
+            out.append(ln)
     out += ["```"]
     return out
 
