@@ -76,6 +76,7 @@ static const int smtp_in_calls[] = {
 	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(listen),
 	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
 	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(ftruncate),
+	SCMP_SYS(fchmod), SCMP_SYS(umask),
 };
 
 /* the role's name for the trap's line (set before the filter) */
@@ -114,7 +115,7 @@ sandbox_apply(enum sandbox_role role)
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = sandbox_trap;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) == -1) {
 		log_warn("event=sandbox role=%s sigaction", sandbox_name(role));
