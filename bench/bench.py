@@ -372,6 +372,9 @@ class Moat:
     def pids(self):
         return tree_pids(self.proc.pid)
 
+    def root(self):
+        return self.proc.pid
+
     def rss(self):
         return tree_rss(self.proc.pid)
 
@@ -555,6 +558,9 @@ class Postfix:
     def pids(self):
         return tree_pids(self.master)
 
+    def root(self):
+        return self.master
+
     def pss(self):
         return tree_pss(self.master)
 
@@ -608,10 +614,72 @@ def settle():
 
 
 class Result:
-    def __init__(self, accept=None, relay=None, error=None):
+    def __init__(self, accept=None, relay=None, error=None, cpu=None):
         self.accept = accept
         self.relay = relay
         self.error = error
+        self.cpu = cpu
+
+
+# ---- where the time went: CPU of the machine, the relay, the tools -----
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root):
+    """CPU seconds of root's tree, including its reaped children (so a
+    Postfix smtpd that exited during the run still counts)."""
+    total = 0
+    for p in tree_pids(root):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        total += sum(int(x) for x in fields[11:15])  # u, s, cu, cs
+    return total / CLK
+
+
+def machine_cpu():
+    """(busy, iowait, all) jiffies of the whole machine."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]
+    return busy, v[4], sum(v[:8])
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Meter:
+    """CPU use over one run: the machine (busy and iowait, in % of all
+    its cores), the relay's tree, smtp-source and the sink (in % of one
+    core), and the relay's CPU per message."""
+
+    def __init__(self, relay_root, sink_pid):
+        self.roots = (relay_root, sink_pid)
+        self.t = time.time()
+        self.m = machine_cpu()
+        self.relay = tree_cpu(relay_root) if relay_root else 0.0
+        self.sink = tree_cpu(sink_pid)
+        self.gen = children_cpu()
+
+    def stop(self, count):
+        wall = max(time.time() - self.t, 1e-6)
+        m = machine_cpu()
+        dall = max(m[2] - self.m[2], 1)
+        relay = (tree_cpu(self.roots[0]) - self.relay
+                 if self.roots[0] else 0.0)
+        return {"busy": 100.0 * (m[0] - self.m[0]) / dall,
+                "iowait": 100.0 * (m[1] - self.m[1]) / dall,
+                "relay": 100.0 * relay / wall,
+                "ms_per_msg": 1000.0 * relay / count,
+                "gen": 100.0 * (children_cpu() - self.gen) / wall,
+                "sink": 100.0 * (tree_cpu(self.roots[1]) - self.sink)
+                / wall}
 
 
 def run_relay(system, sessions, size, count, profile=None):
@@ -631,6 +699,7 @@ def run_relay(system, sessions, size, count, profile=None):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pid_write("perf", perf.pid)
         time.sleep(0.5)
+    meter = Meter(system.root(), sink.proc.pid)
     t0 = time.time()
     try:
         try:
@@ -647,6 +716,7 @@ def run_relay(system, sessions, size, count, profile=None):
             return Result(accept=count / (t1 - t0),
                           error="relay not measured: %s" % system.broken)
         t2 = sink.wait_for(base + count, t0 + RELAY_TIMEOUT)
+        cpu = meter.stop(count)
     finally:
         if perf is not None:
             perf.send_signal(signal.SIGINT)
@@ -669,7 +739,7 @@ def run_relay(system, sessions, size, count, profile=None):
     if got != count:
         return fail(system, "the sink counted %d messages for %d sent"
                     % (got, count), accept=count / (t1 - t0))
-    return Result(count / (t1 - t0), count / (t2 - t0))
+    return Result(count / (t1 - t0), count / (t2 - t0), cpu=cpu)
 
 
 def fail(system, why, accept=None):
@@ -685,9 +755,11 @@ def fail(system, why, accept=None):
 def run_ceiling(sink, sessions, size, count):
     settle()
     base = sink.get()
+    meter = Meter(None, sink.proc.pid)
     t0 = time.time()
     r = smtp_source(sink.port, sessions, count, size)
     t1 = sink.wait_for(base + count, t0 + RELAY_TIMEOUT)
+    cpu = meter.stop(count)
     if r.returncode != 0 or t1 is None:
         return Result(error="ceiling run failed: rc=%d, sink %d of %d"
                       % (r.returncode, sink.get() - base, count))
@@ -695,7 +767,8 @@ def run_ceiling(sink, sessions, size, count):
     if sink.get() - base != count:
         return Result(error="sink counted %d for %d"
                       % (sink.get() - base, count))
-    return Result(accept=count / (t1 - t0), relay=count / (t1 - t0))
+    return Result(accept=count / (t1 - t0), relay=count / (t1 - t0),
+                  cpu=cpu)
 
 
 # ---- (e) latency: end of DATA -> 250 -----------------------------------
@@ -978,6 +1051,43 @@ def table(points):
     return lines
 
 
+def cpu_med(results, key):
+    vals = [r.cpu[key] for r in results if r.error is None and r.cpu]
+    return statistics.median(vals) if vals else None
+
+
+def limits_table(points):
+    """What limited each point: a machine near 100% busy is CPU-bound;
+    well below it, the relay waits (fsync, its own pacing) or the
+    generator is the limit."""
+    lines = [
+        "| size | C | moat run: machine busy / iowait | moat CPU "
+        "(1 core = 100%) | moat CPU ms/msg | smtp-source + sink | "
+        "Postfix run: machine busy / iowait | Postfix CPU | Postfix CPU "
+        "ms/msg | ceiling run: machine busy |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+
+    def pct(x):
+        return "-" if x is None else "%.0f%%" % x
+
+    def ms(x):
+        return "-" if x is None else "%.2f" % x
+    for (size, c, n), res in points:
+        m, p, ce = res["moat"], res["Postfix"], res["ceiling"]
+        gen = (None if cpu_med(m, "gen") is None else
+               cpu_med(m, "gen") + cpu_med(m, "sink"))
+        lines.append("| %s | %d | %s / %s | %s | %s | %s | %s / %s | %s "
+                     "| %s | %s |" % (
+                         sizename(size), c, pct(cpu_med(m, "busy")),
+                         pct(cpu_med(m, "iowait")), pct(cpu_med(m, "relay")),
+                         ms(cpu_med(m, "ms_per_msg")), pct(gen),
+                         pct(cpu_med(p, "busy")), pct(cpu_med(p, "iowait")),
+                         pct(cpu_med(p, "relay")),
+                         ms(cpu_med(p, "ms_per_msg")),
+                         pct(cpu_med(ce, "busy"))))
+    return lines
+
+
 def failures(points):
     out = []
     for (size, c, n), res in points:
@@ -1014,6 +1124,17 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
                "straight into smtp-sink, with at least %s messages "
                "(1 KiB, 20 KiB, 1 MiB) so that its start does not "
                "dominate." % ", ".join(str(CEILING_MIN[s]) for s in SIZES)]
+        md += ["", "## What limited each point", ""] + \
+            limits_table(points) + [
+            "", "Medians over the repetitions, from the start of a run "
+            "to the sink's last count.  *machine busy*: user + system + "
+            "interrupt time of all %d cores (100%% = every core busy); "
+            "*iowait*: idle while waiting for the disk.  Relay CPU "
+            "(all its processes and threads, in %% of one core) and "
+            "smtp-source + smtp-sink (the generator) show who used the "
+            "machine.  Near 100%% busy the point is CPU-bound; well "
+            "below, the relay waits (fsync, its own scheduling) or the "
+            "sessions are too few to fill the machine." % os.cpu_count()]
     fl = failures(points)
     if fl:
         md += ["", "Failed runs:", ""] + fl
