@@ -631,7 +631,7 @@ out_dest_kick(struct out_role *r, struct odest_x *dx)
 		limit = dx->window;
 	TAILQ_FOREACH_SAFE(ref, &dx->sess, dentry, next) {
 		if (d->njobs == 0)
-			return;
+			break;
 		if (ref->state == OS_IDLE)
 			out_sess_run(r, ref, dx);
 	}
