@@ -1034,18 +1034,18 @@ def med(results, attr):
 
 def table(points):
     lines = [
-        "| size | C | msgs | moat accept/s | Postfix accept/s | "
+        "| size | C | msgs (ceiling) | moat accept/s | Postfix accept/s | "
         "moat relay/s | Postfix relay/s | ceiling/s | "
         "relay moat/Postfix | relay moat/ceiling |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-    for (size, c, n), res in points:
+    for (size, c, n, cn), res in points:
         ma, pa = med(res["moat"], "accept"), med(res["Postfix"],
                                                    "accept")
         mr, pr = med(res["moat"], "relay"), med(res["Postfix"],
                                                   "relay")
         ce = med(res["ceiling"], "relay")
-        lines.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |"
-                     % (sizename(size), c, n, fmt(ma), fmt(pa),
+        lines.append("| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s "
+                     "| %s |" % (sizename(size), c, n, cn, fmt(ma), fmt(pa),
                         fmt(mr), fmt(pr), fmt(ce), ratio(mr, pr),
                         ratio(mr, ce)))
     return lines
@@ -1072,7 +1072,7 @@ def limits_table(points):
 
     def ms(x):
         return "-" if x is None else "%.2f" % x
-    for (size, c, n), res in points:
+    for (size, c, n, cn), res in points:
         m, p, ce = res["moat"], res["Postfix"], res["ceiling"]
         gen = (None if cpu_med(m, "gen") is None else
                cpu_med(m, "gen") + cpu_med(m, "sink"))
@@ -1090,7 +1090,7 @@ def limits_table(points):
 
 def failures(points):
     out = []
-    for (size, c, n), res in points:
+    for (size, c, n, cn), res in points:
         for name, rs in res.items():
             for i, r in enumerate(rs):
                 if r.error:
@@ -1121,9 +1121,8 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
                "and quit (one message per connection, smtp-source's "
                "default).  *relay*: messages / time from the start until "
                "the sink counted them all.  *ceiling*: smtp-source "
-               "straight into smtp-sink, with at least %s messages "
-               "(1 KiB, 20 KiB, 1 MiB) so that its start does not "
-               "dominate." % ", ".join(str(CEILING_MIN[s]) for s in SIZES)]
+               "straight into smtp-sink, with more messages (in "
+               "brackets) so that its start does not dominate."]
         md += ["", "## What limited each point", ""] + \
             limits_table(points) + [
             "", "Medians over the repetitions, from the start of a run "
@@ -1309,14 +1308,14 @@ def main():
         info = machine(moat.dir)
         versions = [moat.version(), pf.version()]
         for size, c, n in grid:
+            cn = max(n, int(CEILING_MIN[size] * scale))
             res = {"moat": [], "Postfix": [], "ceiling": []}
             for rep in range(args.reps):
                 order = (moat, pf) if rep % 2 == 0 else (pf, moat)
                 for sysm in order:
                     res[sysm.label].append(run_relay(sysm, c, size, n))
                 res["ceiling"].append(
-                    run_ceiling(sinks[2], c, size,
-                                max(n, int(CEILING_MIN[size] * scale))))
+                    run_ceiling(sinks[2], c, size, cn))
                 print("bench: %s C=%d n=%d rep %d: moat %s/%s "
                       "Postfix %s/%s ceiling %s" % (
                           sizename(size), c, n, rep + 1,
@@ -1326,7 +1325,7 @@ def main():
                           fmt(res["Postfix"][-1].relay),
                           fmt(res["ceiling"][-1].relay)),
                       file=sys.stderr)
-            points.append(((size, c, n), res))
+            points.append(((size, c, n, cn), res))
         if perf_data:
             # a run of its own, so that perf does not disturb the table
             roles = moat.roles()
