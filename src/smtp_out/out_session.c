@@ -130,7 +130,7 @@ struct osess {
 	int		 resolved;
 	struct otarget	 t[OUT_TARGETS_MAX];
 	size_t		 nt, cur;
-	unsigned	 failcode;	/* the last error, for out_sess_failed */
+	unsigned	 failcode;	/* last error, for out_sess_failed */
 	char		 failtext[OUT_TEXT_MAX];
 
 	int		 fd;		/* plain socket, -1 when bev owns it */
@@ -156,7 +156,7 @@ struct osess {
 	size_t		 ncmd, nsent, nrecv, naccepted;
 	uint8_t		 accepted[OUT_RCPT_MAX];
 	int		 chunking;	/* BDAT instead of DATA */
-	int		 mailfail;	/* MAIL refused: failcode/text hold it */
+	int		 mailfail;	/* MAIL refused: mcode, mtext */
 	unsigned	 mcode;
 	char		 mtext[OUT_TEXT_MAX];
 	size_t		 outsize;	/* content octets we send */
@@ -195,6 +195,7 @@ static void	 tls_start(struct osess *);
 static void	 tls_done(struct osess *);
 static void	 tls_failed(struct osess *, unsigned long);
 static int	 loops(struct osess *, const char *, size_t);
+static const char *helo_name(const struct osess *);
 static void	 send_line(struct osess *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static int	 txn_check(struct osess *, struct ojob *);
@@ -881,8 +882,7 @@ on_greeting(struct osess *s, const struct oreply *r)
 		return 0;
 	s->state = OS_EHLO;
 	s->phase = "while performing the EHLO handshake";
-	send_line(s, "EHLO %s", s->so->conf->smtp_helo_name[0] != '\0' ?
-	    s->so->conf->smtp_helo_name : s->so->conf->hostname);
+	send_line(s, "EHLO %s", helo_name(s));
 	arm(s, s->so->conf->smtp_helo_timeout, s->phase);
 	return 1;
 }
@@ -899,9 +899,7 @@ on_ehlo(struct osess *s, const struct oreply *r, const struct oehlo *o)
 			/* RFC 5321 3.2: an old server; HELO instead */
 			s->state = OS_HELO;
 			s->phase = "while performing the HELO handshake";
-			send_line(s, "HELO %s", s->so->conf->smtp_helo_name[0] !=
-			    '\0' ? s->so->conf->smtp_helo_name :
-			    s->so->conf->hostname);
+			send_line(s, "HELO %s", helo_name(s));
 			arm(s, s->so->conf->smtp_helo_timeout, s->phase);
 			return 1;
 		}
@@ -1022,8 +1020,7 @@ tls_done(struct osess *s)
 	memset(&s->ehlo, 0, sizeof(s->ehlo));
 	s->state = OS_EHLO;
 	s->phase = "while performing the EHLO handshake";
-	send_line(s, "EHLO %s", s->so->conf->smtp_helo_name[0] != '\0' ?
-	    s->so->conf->smtp_helo_name : s->so->conf->hostname);
+	send_line(s, "EHLO %s", helo_name(s));
 	arm(s, s->so->conf->smtp_helo_timeout, s->phase);
 }
 
@@ -1080,6 +1077,16 @@ loops(struct osess *s, const char *name, size_t n)
 	    "to myself", s->dest->name);
 	sess_fail(s);
 	return 1;
+}
+
+/* helo_name - what we call ourselves in EHLO and HELO */
+static const char *
+helo_name(const struct osess *s)
+{
+	const struct config	*c = s->so->conf;
+
+	return c->smtp_helo_name[0] != '\0' ? c->smtp_helo_name :
+	    c->hostname;
 }
 
 /* sess_ready - EHLO done, TLS as wanted: ask for work */
