@@ -240,6 +240,8 @@ static const struct keyword keywords[] = {
 	    "off", 0, 0, 0 },
 	{ "greet_delay",	KW_DURATION,	OFF(greet_delay), 0,
 	    "0s", 0, MINUTE, 0 },
+	{ "header_from_check",	KW_BOOL,	OFF(header_from_check), 0,
+	    "yes", 0, 0, 0 },
 	{ "helo_checks",	KW_BOOL,	OFF(helo_checks), 0,
 	    "yes", 0, 0, 0 },
 	{ "helo_resolvable",	KW_BOOL,	OFF(helo_resolvable), 0,

@@ -192,6 +192,7 @@ struct config {
 	size_t			 msg_rate_limit;
 	time_t			 rate_window;
 	time_t			 policy_dns_timeout; /* bound of one lookup */
+	int			 header_from_check; /* local From: refused */
 };
 
 /*

@@ -9,6 +9,9 @@
  * (the client is still sending); the file is dropped at once and the
  * verdict given after the end of the content (RFC 5321 4.1.1.4, 4.5.3.1.6;
  * SMTP smuggling: only CRLF.CRLF ends DATA, enforced by data_scan()).
+ * The header section of an untrusted client's message is also shown
+ * to smtp_policy.c (header From: anti-spoofing), whose verdict comes
+ * last, after the content's own.
  *
  * Durability (DESIGN.md principle 2): "250 queued" is sent only after
  * spool_msg_finish() (fsync of the file), spool_msg_commit() (rename to
@@ -261,6 +264,8 @@ data_out(void *arg, const char *p, size_t len)
 		return 0;
 	}
 	t->size += len;
+	/* the header From: check of untrusted clients (smtp_policy.c) */
+	smtp_policy_content(t->s, p, len);
 	if (len > 0 && p[len - 1] == '\n')
 		t->flags |= TF_LF;
 	else if (len > 0)
@@ -287,6 +292,8 @@ data_drop_file(struct smtp_txn *t)
 static const char *
 data_verdict(struct smtp_txn *t, const char **reason)
 {
+	const char	*r;
+
 	/* the size first: the one limit the client was told (EHLO SIZE) */
 	if (t->flags & TF_OVERSIZE) {
 		*reason = "size";
@@ -303,6 +310,10 @@ data_verdict(struct smtp_txn *t, const char **reason)
 	if (t->flags & TF_IOERR) {
 		*reason = "spool_write";
 		return "451 4.3.0 Local error in processing";
+	}
+	if ((r = smtp_policy_data_verdict(t->s)) != NULL) {
+		*reason = "header_from";
+		return r;
 	}
 	*reason = NULL;
 	return NULL;

@@ -239,6 +239,31 @@ struct smtp_sasl_plain {
 	size_t		 passwdlen;
 };
 /*
+ * A streaming scan of a message's header section for the From: field
+ * (RFC 5322 3.6.2): every domain after an '@' outside quoted strings
+ * and comments, also in an unquoted display name, is looked up in
+ * local_domains.  State only; no octet of the content is kept.
+ */
+#define HFROM_DOMAIN_MAX 255
+struct smtp_hfrom {
+	int		 state;		/* private */
+	int		 vstate;	/* private */
+	unsigned	 depth;		/* comment nesting */
+	char		 name[8];	/* field name, first octets */
+	size_t		 namelen;
+	int		 infrom;	/* inside a From: field */
+	char		 dom[HFROM_DOMAIN_MAX + 1];
+	size_t		 domlen;
+	int		 domover;	/* longer than any domain */
+	int		 done;		/* the header section is over */
+	int		 local;		/* a local domain was found */
+	char		 found[HFROM_DOMAIN_MAX + 1];	/* the first one */
+};
+void	smtp_hfrom_init(struct smtp_hfrom *);
+void	smtp_hfrom_scan(struct smtp_hfrom *, const struct config *,
+	    const char *, size_t);
+
+/*
  * smtp_policy.c - the checks of untrusted clients (not relay_networks,
  * not authenticated) on the MX listeners.  Lookups start at connect,
  * HELO and MAIL and run on the loop; their verdict is given at RCPT
@@ -253,6 +278,8 @@ int	smtp_policy_rcpt(struct smtp_session *, int);
 int	smtp_policy_hold(struct smtp_session *, const char *, size_t);
 void	smtp_policy_error(struct smtp_session *);
 void	smtp_policy_free(struct smtp_session *);
+void	smtp_policy_content(struct smtp_session *, const char *, size_t);
+const char *smtp_policy_data_verdict(struct smtp_session *);
 /*
  * smtp_policy_helo_syntax - is a HELO argument a host name (LDH
  * labels) or an address literal (RFC 5321 4.1.3)?  Pure, for tests.

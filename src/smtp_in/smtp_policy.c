@@ -30,6 +30,12 @@
  * and is logged: a broken list never blocks mail.  Temporary DNS
  * errors of the other checks give 4xx, never 5xx.
  *
+ * DATA/BDAT (header_from_check): a From: header field naming a local
+ * domain is refused at the end of the content (550 5.7.1, nothing is
+ * committed) like a local domain in MAIL FROM: the seed's example is
+ * envelope alice@dobbs.com with header From: susan@dobbs.com.  The
+ * header section is scanned as it streams (smtp_hfrom_scan).
+ *
  * Also here, because they share the per-session state: the greet
  * delay (a client that talks before the banner is refused, 554), the
  * per-address connection and message rates over rate_window, and the
@@ -121,7 +127,14 @@ struct smtp_policy {
 	char			 helo[DNS_NAME_MAX + 1];
 	enum pol_result		 sender;
 	char			 from[DNS_NAME_MAX + 1];
+	int			 hfrom_on;	/* this transaction */
+	struct smtp_hfrom	 hfrom;
 };
+
+/* smtp_hfrom states: where in the header section, where in a value */
+enum { HS_LSTART, HS_NAME, HS_NAMEWS, HS_VALUE, HS_DONE };
+enum { V_PLAIN, V_QUOTE, V_QESC, V_COMMENT, V_CESC, V_AT, V_DOMAIN,
+	V_DLIT };
 
 /* connections and messages of one client address (IPv6: its /64) */
 struct rate_entry {
@@ -163,6 +176,13 @@ static int	timer_arm(struct smtp_policy *, event_callback_fn, time_t);
 static struct rate_entry *rate_get(const struct smtp_session *);
 static void	rate_gc(time_t);
 static int	is_ldh_name(const char *, size_t);
+static void	hfrom_octet(struct smtp_hfrom *, const struct config *,
+		    unsigned char);
+static void	hfrom_value(struct smtp_hfrom *, const struct config *,
+		    unsigned char);
+static void	hfrom_field_end(struct smtp_hfrom *, const struct config *);
+static void	hfrom_domain_end(struct smtp_hfrom *, const struct config *);
+static int	is_domain_char(unsigned char);
 
 static struct event_base *policy_base;
 static int		 policy_dns;		/* dns_init() done */
@@ -323,6 +343,8 @@ smtp_policy_mail(struct smtp_session *s, const struct addr *a)
 	if (!policy_applies(s) || (p = policy_get(s)) == NULL)
 		return 0;
 	query_cancel(p, 1);
+	p->hfrom_on = conf->header_from_check;
+	smtp_hfrom_init(&p->hfrom);
 	memset(&p->bl_from, 0, sizeof(p->bl_from));
 	p->sender = PR_NONE;
 	p->from[0] = '\0';
@@ -403,6 +425,42 @@ smtp_policy_error(struct smtp_session *s)
 	bufferevent_disable(s->bev, EV_WRITE);
 	log_debug("sid=%lu tarpit %lds", s->id,
 	    (long)(conf->reject_delay * steps));
+}
+
+/* smtp_policy_content - content octets of an untrusted transaction */
+void
+smtp_policy_content(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_policy	*pol = s->pol;
+
+	if (pol != NULL && pol->hfrom_on && !pol->hfrom.done &&
+	    policy_applies(s))
+		smtp_hfrom_scan(&pol->hfrom, smtp_srv->conf, p, len);
+}
+
+/*
+ * smtp_policy_data_verdict - at the end of content: the reply that
+ * refuses a message whose From: claims a local domain, or NULL
+ */
+const char *
+smtp_policy_data_verdict(struct smtp_session *s)
+{
+	struct smtp_policy	*pol = s->pol;
+
+	/*
+	 * Called after BDAT chunks too, so the scan is not ended here:
+	 * the content always ends with CRLF (DATA by its terminator, BDAT
+	 * LAST completed by smtp_data.c), which ends the last field.
+	 */
+	if (pol == NULL || !pol->hfrom_on || !policy_applies(s))
+		return NULL;
+	if (!pol->hfrom.local)
+		return NULL;
+	log_info("event=alarm type=spoof client=%s header_from=%s sid=%lu",
+	    s->addrtext, pol->hfrom.found, s->id);
+	STATS_ADD(alarm_spoof, 1);
+	return "550 5.7.1 Message rejected: header From: claims a local "
+	    "domain";
 }
 
 /* smtp_policy_free - the session goes: cancel lookups and timers */
@@ -1059,4 +1117,198 @@ is_ldh_name(const char *p, size_t len)
 			return 0;
 	}
 	return lab > 0;
+}
+
+/* ---- header From: --------------------------------------------- */
+
+/* smtp_hfrom_init - before the first octet of a message */
+void
+smtp_hfrom_init(struct smtp_hfrom *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->state = HS_LSTART;
+}
+
+/* smtp_hfrom_scan - more content octets (dot-unstuffed) */
+void
+smtp_hfrom_scan(struct smtp_hfrom *h, const struct config *conf,
+    const char *p, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len && h->state != HS_DONE; i++)
+		hfrom_octet(h, conf, (unsigned char)p[i]);
+	h->done = h->state == HS_DONE;
+}
+
+/*
+ * hfrom_octet - one octet of the header section (RFC 5322 2.2): a
+ * field name up to ':', its value, folded lines starting with WSP; an
+ * empty line or a line that is not a field ends the section.
+ */
+static void
+hfrom_octet(struct smtp_hfrom *h, const struct config *conf,
+    unsigned char c)
+{
+	switch (h->state) {
+	case HS_LSTART:
+		if (c == ' ' || c == '\t') {
+			h->state = HS_VALUE;	/* folded: the field goes on */
+			hfrom_value(h, conf, c);
+			return;
+		}
+		hfrom_field_end(h, conf);
+		if (c == '\r' || c == '\n' || c <= ' ' || c >= 127 ||
+		    c == ':') {
+			h->state = HS_DONE;
+			return;
+		}
+		h->state = HS_NAME;
+		h->namelen = 0;
+		/* FALLTHROUGH */
+	case HS_NAME:
+		if (c == ':')
+			break;
+		if (c == ' ' || c == '\t') {
+			h->state = HS_NAMEWS;	/* obs-optional WSP */
+			return;
+		}
+		if (c <= ' ' || c >= 127) {
+			h->state = HS_DONE;
+			return;
+		}
+		if (h->namelen < sizeof(h->name))
+			h->name[h->namelen] = (char)c;
+		h->namelen++;
+		return;
+	case HS_NAMEWS:
+		if (c == ' ' || c == '\t')
+			return;
+		if (c != ':') {
+			h->state = HS_DONE;
+			return;
+		}
+		break;
+	case HS_VALUE:
+		if (c == '\n')
+			h->state = HS_LSTART;
+		else
+			hfrom_value(h, conf, c);
+		return;
+	default:
+		return;
+	}
+	/* ':' after a name: the value starts */
+	h->infrom = h->namelen == 4 && mem_casecmp(h->name, "from", 4) == 0;
+	h->vstate = V_PLAIN;
+	h->depth = 0;
+	h->state = HS_VALUE;
+}
+
+/*
+ * hfrom_value - one octet of a field value; in From: the domains
+ * after '@' outside quoted strings and comments (RFC 5322 3.2.4,
+ * 3.2.2), a CR ending a line like any delimiter
+ */
+static void
+hfrom_value(struct smtp_hfrom *h, const struct config *conf,
+    unsigned char c)
+{
+	if (!h->infrom)
+		return;
+	switch (h->vstate) {
+	case V_QUOTE:
+		h->vstate = c == '\\' ? V_QESC : c == '"' ? V_PLAIN : V_QUOTE;
+		return;
+	case V_QESC:
+		h->vstate = V_QUOTE;
+		return;
+	case V_COMMENT:
+		if (c == '\\')
+			h->vstate = V_CESC;
+		else if (c == '(')
+			h->depth++;
+		else if (c == ')' && --h->depth == 0)
+			h->vstate = V_PLAIN;
+		return;
+	case V_CESC:
+		h->vstate = V_COMMENT;
+		return;
+	case V_DLIT:
+		if (c == ']')
+			h->vstate = V_PLAIN;
+		return;
+	case V_AT:
+		if (c == ' ' || c == '\t' || c == '\r')
+			return;		/* CFWS after '@' */
+		if (c == '[') {
+			h->vstate = V_DLIT;	/* never one of ours */
+			return;
+		}
+		h->vstate = V_PLAIN;
+		if (is_domain_char(c)) {
+			h->vstate = V_DOMAIN;
+			h->domlen = 0;
+			h->domover = 0;
+			break;
+		}
+		hfrom_value(h, conf, c);
+		return;
+	case V_DOMAIN:
+		if (is_domain_char(c))
+			break;
+		hfrom_domain_end(h, conf);
+		h->vstate = V_PLAIN;
+		hfrom_value(h, conf, c);
+		return;
+	default:		/* V_PLAIN */
+		if (c == '"')
+			h->vstate = V_QUOTE;
+		else if (c == '(') {
+			h->vstate = V_COMMENT;
+			h->depth = 1;
+		} else if (c == '@')
+			h->vstate = V_AT;
+		return;
+	}
+	/* a domain octet */
+	if (h->domlen < HFROM_DOMAIN_MAX)
+		h->dom[h->domlen++] = (char)c;
+	else
+		h->domover = 1;
+}
+
+/* hfrom_field_end - a field is over: so is a domain at its end */
+static void
+hfrom_field_end(struct smtp_hfrom *h, const struct config *conf)
+{
+	if (h->infrom && h->vstate == V_DOMAIN)
+		hfrom_domain_end(h, conf);
+	h->infrom = 0;
+	h->vstate = V_PLAIN;
+}
+
+/* hfrom_domain_end - is the domain just read one of ours? */
+static void
+hfrom_domain_end(struct smtp_hfrom *h, const struct config *conf)
+{
+	size_t	 n = h->domlen;
+
+	while (n > 0 && h->dom[n - 1] == '.')
+		n--;
+	if (h->domover || n == 0 || !config_is_local_domain(conf, h->dom, n))
+		return;
+	if (!h->local) {
+		memcpy(h->found, h->dom, n);
+		h->found[n] = '\0';
+		mem_ascii_lower(h->found, n);
+	}
+	h->local = 1;
+}
+
+static int
+is_domain_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }

@@ -274,3 +274,68 @@ def test_postmaster_exempt_and_logs_clean(moat, dnsserver):
     assert c.reply().code == 250
     c.cmd("QUIT")
     assert not re.search(r"panic|fatal", m.log())
+
+
+def send_data(c, msg):
+    assert c.cmd("DATA").code == 354
+    c.send(msg.replace("\n", "\r\n") + ".\r\n")
+    return c.reply()
+
+
+def test_header_from_local_domain_refused_from_outside(moat, dnsserver):
+    m, _ = policy_moat(moat, dnsserver)
+    mark = m.log_mark()
+    spoofs = ["From: susan@example.test\n",
+              "from : \"Susan\" <SUSAN@Example.Test.>\n",
+              "From: Someone\n <x@remote.test>,\n (c) boss@example.test\n",
+              "From: susan@example.test <evil@remote.test>\n"]
+    for hdr in spoofs:
+        c = session(m, "127.0.0.3", sender="alice@remote.test")
+        assert c.cmd("RCPT TO:<user@example.test>").code == 250
+        r = send_data(c, "Subject: x\n" + hdr + "\nbody\n")
+        assert r.first.startswith("550 5.7.1"), (hdr, r)
+        c.cmd("QUIT")
+    assert len(m.log_lines(r"event=alarm type=spoof client=127\.0\.0\.3 "
+                           r"header_from=example\.test", since=mark)) == 4
+    assert len(m.log_lines(r"reason=header_from", since=mark)) == 4
+    ok = ["From: \"susan@example.test\" <alice@remote.test>\n",
+          "From: alice@remote.test (not susan@example.test)\n",
+          "From: alice@remote.test\nX-Note: susan@example.test\n",
+          "From: alice@remote.test\n\nFrom: susan@example.test\n",
+          "From: alice@sub.example.test\n"]
+    for hdr in ok:
+        c = session(m, "127.0.0.3", sender="alice@remote.test")
+        assert c.cmd("RCPT TO:<user@example.test>").code == 250
+        r = send_data(c, "Subject: x\n" + hdr + "\nbody\n")
+        assert r.code == 250, (hdr, r)
+        c.cmd("QUIT")
+    m.wait_maildir("user", count=len(ok))
+
+
+def test_header_from_trusted_and_switch(moat, dnsserver):
+    m, _ = policy_moat(moat, dnsserver)
+    c = session(m, "127.0.0.1", sender="boss@example.test")
+    assert c.cmd("RCPT TO:<user@example.test>").code == 250
+    assert send_data(c, "From: boss@example.test\n\nhi\n").code == 250
+    c.cmd("QUIT")
+    m2, _ = policy_moat(moat, dnsserver, header_from_check=False)
+    c = session(m2, "127.0.0.3")
+    assert c.cmd("RCPT TO:<user@example.test>").code == 250
+    assert send_data(c, "From: boss@example.test\n\nhi\n").code == 250
+    c.cmd("QUIT")
+
+
+def test_header_from_split_over_bdat_chunks(moat, dnsserver):
+    m, _ = policy_moat(moat, dnsserver)
+    c = session(m, "127.0.0.3")
+    assert c.cmd("RCPT TO:<user@example.test>").code == 250
+    part1 = b"Subject: x\r\nFrom: su"
+    part2 = b"san@exam"
+    part3 = b"ple.test\r\n\r\nbody\r\n"
+    for i, p in enumerate((part1, part2)):
+        c.send(b"BDAT %d\r\n" % len(p) + p)
+        assert c.reply().code == 250, i
+    c.send(b"BDAT %d LAST\r\n" % len(part3) + part3)
+    r = c.reply()
+    assert r.first.startswith("550 5.7.1"), r
+    c.cmd("QUIT")
