@@ -1,8 +1,8 @@
 /*
  * test_policy.c - table-driven tests of the pure parts of the smtp-in
  * policy: dnsbl/rhsbl list specs (src/common/dnsbl.c), their query
- * names and answer filters, the HELO syntax check, and the policy keys
- * of the config parser.
+ * names and answer filters, the HELO syntax check, the header From:
+ * scanner, and the policy keys of the config parser.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -175,6 +175,75 @@ test_helo(void)
 		    helo_cases[i].in);
 }
 
+/* header From: scan: the header text, split at split (0 = whole) */
+struct hfrom_case {
+	const char	*hdr;
+	size_t		 split;
+	int		 local;
+	const char	*found;
+};
+
+static const struct hfrom_case hfrom_cases[] = {
+	{ "From: a@ours.test\r\n\r\n", 0, 1, "ours.test" },
+	{ "From: a@ours.test\r\n\r\n", 9, 1, "ours.test" },
+	{ "FROM : <a@OURS.test.>\r\n\r\n", 0, 1, "ours.test" },
+	{ "From: x <y@far.test>,\r\n z@ours.test\r\n\r\n", 0, 1,
+	    "ours.test" },
+	{ "From: a@ours.test <b@far.test>\r\n\r\n", 0, 1, "ours.test" },
+	{ "From: a @ ours.test\r\n\r\n", 0, 1, "ours.test" },
+	{ "From: \"a@ours.test\" <b@far.test>\r\n\r\n", 0, 0, NULL },
+	{ "From: \"q\\\"@ours.test\" <b@far.test>\r\n\r\n", 0, 0, NULL },
+	{ "From: b@far.test (a@ours.test (x))\r\n\r\n", 0, 0, NULL },
+	{ "From: b@[192.0.2.1]\r\n\r\n", 0, 0, NULL },
+	{ "From: b@sub.ours.test\r\n\r\n", 0, 0, NULL },
+	{ "From: b@ours.testing\r\n\r\n", 0, 0, NULL },
+	{ "Reply-To: a@ours.test\r\nFrom: b@far.test\r\n\r\n", 0, 0,
+	    NULL },
+	{ "From-X: a@ours.test\r\n\r\n", 0, 0, NULL },
+	{ "Subject: x\r\n\r\nFrom: a@ours.test\r\n", 0, 0, NULL },
+	{ "not a header\r\nFrom: a@ours.test\r\n\r\n", 0, 0, NULL },
+	{ "From: b@far.test\r\nFrom: c@ours.test\r\n\r\n", 0, 1,
+	    "ours.test" },
+};
+
+static void
+test_hfrom(void)
+{
+	struct config		*c;
+	struct smtp_hfrom	 h;
+	const struct hfrom_case	*t;
+	static const char	 conf[] = "local_domains = ours.test\n";
+	size_t			 i, len, k;
+
+	c = config_load_mem("test.conf", conf, sizeof(conf) - 1, NULL);
+	if (c == NULL) {
+		check(0, "hfrom config", "");
+		return;
+	}
+	for (i = 0; i < sizeof(hfrom_cases) / sizeof(hfrom_cases[0]); i++) {
+		t = &hfrom_cases[i];
+		len = strlen(t->hdr);
+		smtp_hfrom_init(&h);
+		if (t->split == 0) {
+			/* one octet at a time: state must carry over */
+			for (k = 0; k < len; k++)
+				smtp_hfrom_scan(&h, c, t->hdr + k, 1);
+		} else {
+			smtp_hfrom_scan(&h, c, t->hdr, t->split);
+			smtp_hfrom_scan(&h, c, t->hdr + t->split,
+			    len - t->split);
+		}
+		check(h.local == t->local, "hfrom local", t->hdr);
+		if (t->found != NULL)
+			check(strcmp(h.found, t->found) == 0, "hfrom found",
+			    t->hdr);
+		smtp_hfrom_init(&h);
+		smtp_hfrom_scan(&h, c, t->hdr, len);
+		check(h.local == t->local, "hfrom local whole", t->hdr);
+	}
+	config_free(c);
+}
+
 struct conf_case {
 	const char	*text;
 	int		 ok;
@@ -238,6 +307,7 @@ main(void)
 	test_specs();
 	test_names();
 	test_helo();
+	test_hfrom();
 	test_config();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail > 0;
