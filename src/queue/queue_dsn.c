@@ -9,11 +9,11 @@
  * once.  Its envelope sender is <> and its one recipient the original
  * envelope sender.
  *
- * Loops: no DSN ever goes to <>.  A message from <> (a DSN, or mail
- * from elsewhere) that fails is reported once to the bare
- * "postmaster" (a "double bounce", routed to the first local domain);
- * a double bounce that fails, and any delay of mail from <>, is logged
- * (event=dsn_discarded) and dropped.
+ * Loops: no DSN ever goes to <>.  A DSN of our own (from <>, client
+ * "local") that fails is reported once to the bare "postmaster" (a
+ * "double bounce", routed to the first local domain); a double bounce
+ * that fails, <> mail received from a client, and any delay of mail
+ * from <> are logged (event=dsn_discarded) and dropped.
  *
  * Privacy (DESIGN.md principle 3): when the original client is not in
  * relay_networks (an Internet client), the DSN carries no Received
@@ -90,12 +90,14 @@ qdsn_send(struct queue *q, struct qmsg *m, enum qdsn_kind kind)
 		return 0;
 	if (m->sender[0] == '\0') {
 		/*
-		 * RFC 3461 6.2 / RFC 5321 6.1: never answer a DSN to its
-		 * sender.  A bounce that cannot be delivered goes to the
-		 * postmaster once (a "double bounce"); when that fails too,
-		 * or for a delay, it is dropped.
+		 * RFC 3461 6.2 / RFC 5321 6.1: never answer mail from <>.
+		 * Only a DSN of our own (a local message from <>) that
+		 * cannot be delivered goes to the postmaster, once (a
+		 * "double bounce"); when that fails too, or for a delay,
+		 * or for <> mail that came from elsewhere, it is dropped.
 		 */
-		if (kind == QDSN_DELAY || qdsn_is_double(m)) {
+		if (kind == QDSN_DELAY || qdsn_is_double(m) ||
+		    strcmp(m->client, "local") != 0) {
 			log_info("event=dsn_discarded qid=%s type=%s "
 			    "nrcpt=%zu reason=\"null sender\"", m->qid, what,
 			    n);

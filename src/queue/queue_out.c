@@ -45,6 +45,7 @@ static void	 qout_read(int, short, void *);
 static void	 qout_writable(int, short, void *);
 static void	 qout_reply(struct queue *, const struct out_reply *, size_t);
 static struct sjob *qout_unhash(struct queue *, uint32_t);
+static void	 qout_fields(const char *, char *, size_t);
 static void	 qout_fail(struct queue *, struct sjob *, unsigned,
 		    const char *);
 
@@ -291,12 +292,31 @@ qout_reply(struct queue *q, const struct out_reply *rep, size_t len)
 	(void)len;
 	/* the peer's words go to the log: keep them on one clean line */
 	log_sanitize(rep->relay, strlen(rep->relay), relay, sizeof(relay));
-	log_sanitize(rep->tls, strlen(rep->tls), tls, sizeof(tls));
+	qout_fields(rep->tls, tls, sizeof(tls));
 	for (k = 0; k < rep->n; k++)
 		queue_rcpt_result(q, j->m, rep->r[k].idx, relay,
 		    rep->r[k].code, rep->r[k].text, tls);
 	queue_msg_job_done(q, j->m);
 	free(j);
+}
+
+/*
+ * qout_fields - smtp-out's "tls=TLSv1.3 cipher=X verified=yes" goes
+ * into the log as the key=value fields it is: blanks between fields
+ * stay, any octet that is not a letter, digit, '=', '.', '_', '-' or
+ * '/' becomes '_' so nothing can forge or break a field.
+ */
+static void
+qout_fields(const char *in, char *out, size_t outsz)
+{
+	size_t	 i;
+	char	 c;
+
+	for (i = 0; i + 1 < outsz && (c = in[i]) != '\0'; i++)
+		out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '=' || c == '.' ||
+		    c == '_' || c == '-' || c == '/' || c == ' ' ? c : '_';
+	out[i] = '\0';
 }
 
 /* qout_unhash - take the job with id out of the in-flight table */

@@ -23,7 +23,9 @@ import pytest
 import moatlib
 from moatlib import CRLF, SLOW, RawSMTP
 
-NO_SMTP = "4.4.0 outbound SMTP delivery not available"
+# moatlib points dns_servers at a port where nothing answers
+NO_SMTP = ("4.4.3 DNS lookup of %s failed: SERVFAIL, REFUSED or "
+           "unreachable")
 MSG = (b"From: someone\r\nTo: someone\r\nSubject: auth test\r\n\r\n"
        b"hello\r\n")
 
@@ -286,7 +288,8 @@ def test_smtplib_login_relays_local_and_remote(authd):
     r = m.ctl("queue")
     assert r.returncode == 0, r
     out = r.stdout.decode()
-    assert qid in out and NO_SMTP in out and "far@remote.test" in out, out
+    assert qid in out and NO_SMTP % "remote.test" in out, out
+    assert "far@remote.test" in out, out
 
 
 def test_swaks_plain_over_starttls(authd):

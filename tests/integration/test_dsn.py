@@ -114,22 +114,35 @@ def test_delay_notice_then_expiry_bounce(moat):
     m.wait_log(r"queue: event=expired qid=\w+ delivered=0 bounced=1$")
 
 
-def test_failed_null_sender_mail_goes_to_postmaster_once(moat):
-    # never back to <>: the postmaster hears of it, once
+def test_no_dsn_for_null_sender(moat):
     m = moat(transport=["bad.test error:5.1.1 no such user"], **FAST)
     m.send(["nobody@bad.test"], original("nobody@bad.test"), sender="")
-    mo = m.wait_log(r"queue: event=double_bounce qid=(\w+) dsn_qid=(\w+) "
-                    r"to=<postmaster> nrcpt=1$")
+    mo = m.wait_log(r"queue: event=dsn_discarded qid=(\w+) type=bounce "
+                    r'nrcpt=1 reason="null sender"$')
     m.wait_log(r"event=removed qid=%s delivered=0 bounced=1$" % mo.group(1))
+    assert m.all_delivered() == []
+    assert m.log_lines(r"event=(double_)?bounce ") == []
+    assert m.spool_files("queue") == []
+
+
+def test_failed_bounce_goes_to_postmaster_once(moat):
+    # our own bounce fails: the postmaster hears of it, once
+    m = moat(transport=["bad.test error:5.1.1 no such user"], **FAST)
+    m.send(["nobody@bad.test"], original("nobody@bad.test"),
+           sender="gone@bad.test")
+    mo = m.wait_log(r"queue: event=bounce qid=\w+ dsn_qid=(\w+) "
+                    r"to=<gone@bad\.test> nrcpt=1$")
+    mo2 = m.wait_log(r"queue: event=double_bounce qid=%s dsn_qid=(\w+) "
+                     r"to=<postmaster> nrcpt=1$" % mo.group(1))
     got = m.wait_maildir("postmaster")
     assert len(got) == 1
     msg = parse(got[0])
     common_checks(msg, "Undelivered Mail Returned to Sender", "postmaster")
     _, groups, _ = report(msg)
-    assert groups[1]["Final-Recipient"] == "rfc822; nobody@bad.test"
+    assert groups[1]["Final-Recipient"] == "rfc822; gone@bad.test"
     assert groups[1]["Status"] == "5.1.1"
-    m.wait_log(r"event=removed qid=%s delivered=1 bounced=0$" % mo.group(2))
-    assert m.log_lines(r"event=bounce ") == []
+    m.wait_log(r"event=removed qid=%s delivered=1 bounced=0$"
+               % mo2.group(1))
     assert m.spool_files("queue") == []
 
 
@@ -167,9 +180,11 @@ def test_private_dsn_for_outside_client(moat):
     inner = (b"Received: from build7.corp.internal (build7.corp.internal "
              b"[10.20.30.40])\r\n\tby relay.corp.internal; "
              b"Mon, 02 Jun 2025 10:00:00 +0000\r\n")
-    m.send(["nobody@gone.test"], original("nobody@gone.test", "private",
-                                          inner),
-           sender="sender@outside.test", source="127.0.0.2")
+    # header From: as the envelope (a local domain there is spoofing)
+    msg = original("nobody@gone.test", "private", inner).replace(
+        b"From: " + SENDER.encode(), b"From: sender@outside.test", 1)
+    m.send(["nobody@gone.test"], msg, sender="sender@outside.test",
+           source="127.0.0.2")
     got = m.wait_maildir("sender", "outside.test")
     m.wait_log(r"queue: event=bounce qid=\w+ dsn_qid=\w+ "
                r"to=<sender@outside\.test> nrcpt=1 private=1$")

@@ -18,7 +18,8 @@ from test_queue_ctl import (MSG, QID_RE, ctl_ok, parse_mailq,
 from test_sendmail import queued_line, submit
 
 PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
-                    r"moatd\[(\d+)\] (master|smtp-in|queue|local): (.*)$")
+                    r"moatd\[(\d+)\] (master|smtp-in|queue|local|smtp-out): "
+                    r"(.*)$")
 # key=value, value unquoted (no space, no '"') or "quoted" (no '"')
 TOKEN = re.compile(r'([a-z_]+)=("[^"]*"|[^\s"]+)')
 
@@ -174,7 +175,7 @@ def test_role_pids_match_spawn_lines(moat):
     send_raw(m, ["user@example.test"])
     m.wait_maildir("user")
     spawned = {d["role"]: int(d["pid"]) for d in events(m, "spawn")}
-    assert set(spawned) == {"smtp-in", "queue", "local"}, spawned
+    assert set(spawned) == {"smtp-in", "queue", "local", "smtp-out"}, spawned
     for line, pid, role, _t in parsed_log(m):
         if role == "master":
             assert pid == m.pid, line
