@@ -278,7 +278,8 @@ data_scan(struct data_scanner *s, const char *in, size_t len,
 				if ((rc = ds_emit(s, rs, p - rs, out, arg)) ==
 				    -1)
 					goto out;
-				s->linelen = 1;
+				/* not counted in the line length, 4.5.3.1.6 */
+				s->linelen = 0;
 				rs = ++p;
 				s->state = DS_ST_DOT;
 				break;

@@ -703,8 +703,9 @@ test_data_long(void)
 	} cases[] = {
 		{ 998, 0, DSM_DATA, 0 },
 		{ 999, 0, DSM_DATA, DS_LONG_LINE },
-		{ 998, 1, DSM_DATA, 0 },
-		{ 999, 1, DSM_DATA, DS_LONG_LINE },
+		/* the stuffing dot does not count (RFC 5321 4.5.3.1.6) */
+		{ 999, 1, DSM_DATA, 0 },
+		{ 1000, 1, DSM_DATA, DS_LONG_LINE },
 		{ 5000, 0, DSM_DATA, DS_LONG_LINE },
 		{ 998, 0, DSM_BDAT, 0 },
 		{ 999, 0, DSM_BDAT, DS_LONG_LINE },
