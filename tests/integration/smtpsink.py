@@ -303,6 +303,9 @@ class _Session:
         return None
 
     def do_RSET(self, arg):
+        if self.txn is not None:
+            # an aborted transaction (all recipients refused ...)
+            self.sink.record(self.txn, False)
         self.txn = None
         self.send(250, "2.0.0 ok")
 
