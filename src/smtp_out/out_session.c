@@ -103,7 +103,15 @@ enum os_state {
 	OS_DISCARD,	/* "." after a 354 nobody needs (RFC 2920 3.1) */
 	OS_RSET,
 	OS_QUIT,
-	OS_CLOSED	/* out_sess_gone() comes through s->defer */
+	OS_CLOSED,	/* out_sess_gone() comes through s->defer */
+	OS_COUNT
+};
+
+/* how a connection broke (conn_lost) */
+enum os_lost {
+	LOST_EOF,
+	LOST_TIMEOUT,
+	LOST_MALFORMED
 };
 
 /* the content as it goes out */
@@ -163,6 +171,7 @@ struct osess {
 	struct obody	 body;
 };
 
+static void	 enter(struct osess *, enum os_state);
 static void	 sess_resolved(void *, const struct otarget *, size_t,
 		    unsigned, const char *);
 static void	 sess_defer(evutil_socket_t, short, void *);
@@ -183,7 +192,7 @@ static void	 target_next(struct osess *);
 static int	 target_connect(struct osess *);
 static void	 target_fail(struct osess *, unsigned, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
-static void	 conn_lost(struct osess *, const char *);
+static void	 conn_lost(struct osess *, enum os_lost);
 static int	 on_reply(struct osess *, const struct oreply *,
 		    const struct oehlo *);
 static int	 on_greeting(struct osess *, const struct oreply *);
@@ -227,6 +236,25 @@ static size_t	 rfc5322_date(time_t, char *, size_t);
 static void	 fmt(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
+static const char *const state_names[OS_COUNT] = {
+	[OS_RESOLVE] = "resolve",
+	[OS_CONNECT] = "connect",
+	[OS_GREETING] = "greeting",
+	[OS_EHLO] = "ehlo",
+	[OS_HELO] = "helo",
+	[OS_STARTTLS] = "starttls",
+	[OS_HANDSHAKE] = "handshake",
+	[OS_READY] = "ready",
+	[OS_TXN] = "txn",
+	[OS_BODY] = "body",
+	[OS_DOTSEND] = "dotsend",
+	[OS_DOT] = "dot",
+	[OS_DISCARD] = "discard",
+	[OS_RSET] = "rset",
+	[OS_QUIT] = "quit",
+	[OS_CLOSED] = "closed",
+};
+
 /* ---- public --------------------------------------------------------- */
 
 /* osess_new - see smtp_out.h */
@@ -241,7 +269,7 @@ osess_new(struct smtp_out *so, struct odest *d)
 	s->so = so;
 	s->dest = d;
 	s->fd = -1;
-	s->state = OS_RESOLVE;
+	enter(s, OS_RESOLVE);
 	s->failcode = 451;
 	fmt(s->failtext, sizeof(s->failtext), "4.4.1 no host of %s could "
 	    "be tried", d->name);
@@ -299,7 +327,7 @@ osess_run(struct osess *s, struct ojob *j)
 	}
 	s->chunking = s->ehlo.chunking;
 	s->ncmd = 1 + j->n + (s->chunking ? 0 : 1);
-	s->state = OS_TXN;
+	enter(s, OS_TXN);
 	if (s->ehlo.pipelining) {
 		/* RFC 2920 3.1: MAIL, RCPT... and DATA in one group */
 		for (k = 0; k < s->ncmd; k++)
@@ -347,8 +375,21 @@ osess_close(struct osess *s)
 	}
 	evtimer_del(s->timer);
 	conn_close(s);
-	s->state = OS_CLOSED;
+	enter(s, OS_CLOSED);
 	sess_later(s, (s->job != NULL ? D_JOB : 0) | D_GONE);
+}
+
+/* enter - the one place where the state changes (STYLE.md 7) */
+static void
+enter(struct osess *s, enum os_state st)
+{
+	if ((unsigned)st >= OS_COUNT)
+		panic("out_session: bad state %d", (int)st);
+	if (s->state != st)
+		log_debug("event=smtp_state dest=%s relay=%s %s -> %s",
+		    s->dest->name, s->relay[0] != '\0' ? s->relay : "none",
+		    state_names[s->state], state_names[st]);
+	s->state = st;
 }
 
 /* ---- resolving, deferred work, timers ---------------------------- */
@@ -518,7 +559,7 @@ target_connect(struct osess *s)
 	if (bufferevent_socket_connect(s->bev, (const struct sockaddr *)
 	    (const void *)&t->ss, (int)t->sslen) == -1)
 		goto fail;
-	s->state = OS_CONNECT;
+	enter(s, OS_CONNECT);
 	arm(s, c->smtp_connect_timeout, "while connecting");
 	return 0;
 fail:
@@ -593,7 +634,7 @@ sess_fail(struct osess *s)
 {
 	evtimer_del(s->timer);
 	conn_close(s);
-	s->state = OS_CLOSED;
+	enter(s, OS_CLOSED);
 	if (s->failcode < 400 || s->failcode > 599)
 		s->failcode = 451;
 	out_sess_failed(s->so, s, s->failcode, s->failtext);
@@ -604,7 +645,7 @@ sess_fail(struct osess *s)
 static void
 sess_gone(struct osess *s)
 {
-	s->state = OS_CLOSED;
+	enter(s, OS_CLOSED);
 	out_sess_gone(s->so, s);
 	sess_free(s);
 }
@@ -627,11 +668,11 @@ static void
 sess_quit(struct osess *s)
 {
 	if (s->bev == NULL) {
-		s->state = OS_CLOSED;
+		enter(s, OS_CLOSED);
 		sess_later(s, D_GONE);
 		return;
 	}
-	s->state = OS_QUIT;
+	enter(s, OS_QUIT);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	send_line(s, "QUIT");
 	arm(s, OS_QUIT_WAIT, "after QUIT");
@@ -667,7 +708,7 @@ sess_readcb(struct bufferevent *bev, void *arg)
 		if (rc == 0 && len < OS_REPLY_MAX)
 			return;
 		if (rc != 1) {
-			conn_lost(s, "malformed reply");
+			conn_lost(s, LOST_MALFORMED);
 			return;
 		}
 		/* the keywords while p is valid; the reply leaves the
@@ -693,7 +734,7 @@ sess_writecb(struct bufferevent *bev, void *arg)
 	case OS_DOTSEND:
 		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 			break;
-		s->state = OS_DOT;
+		enter(s, OS_DOT);
 		arm(s, s->so->conf->smtp_data_done_timeout, s->chunking ?
 		    "while sending BDAT LAST -- message may be sent more than "
 		    "once" : "while sending end of data -- message may be "
@@ -713,13 +754,12 @@ static void
 sess_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct osess	*s = arg;
-	char		 why[200];
 	int		 e = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->state == OS_CONNECT) {
 			s->since = time(NULL);
-			s->state = OS_GREETING;
+			enter(s, OS_GREETING);
 			bufferevent_enable(bev, EV_READ | EV_WRITE);
 			arm(s, s->so->conf->smtp_helo_timeout,
 			    "while receiving the initial server greeting");
@@ -751,31 +791,33 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 	default:
 		break;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		fmt(why, sizeof(why), "timed out");
-	else
-		fmt(why, sizeof(why), "lost connection");
-	conn_lost(s, why);
+	conn_lost(s, (what & BEV_EVENT_TIMEOUT) ? LOST_TIMEOUT : LOST_EOF);
 }
 
 /*
- * conn_lost - the connection broke ("lost connection", "timed out",
- * "malformed reply"): next target, or the transaction's end.
+ * conn_lost - the connection broke (EOF or error, a write that timed
+ * out, a reply over the bounds): next target, or the transaction's end.
  */
 static void
-conn_lost(struct osess *s, const char *what)
+conn_lost(struct osess *s, enum os_lost how)
 {
 	char	 text[OUT_TEXT_MAX];
 
-	if (strcmp(what, "timed out") == 0)
+	switch (how) {
+	case LOST_TIMEOUT:
 		fmt(text, sizeof(text), "4.4.2 conversation with %s timed out "
 		    "%s", s->peer, s->phase);
-	else if (strcmp(what, "malformed reply") == 0)
+		break;
+	case LOST_MALFORMED:
 		fmt(text, sizeof(text), "4.5.0 malformed reply from %s %s",
 		    s->peer, s->phase);
-	else
+		break;
+	case LOST_EOF:
+	default:
 		fmt(text, sizeof(text), "4.4.2 lost connection with %s %s",
 		    s->peer, s->phase);
+		break;
+	}
 	switch (s->state) {
 	case OS_CONNECT:
 	case OS_GREETING:
@@ -880,7 +922,7 @@ on_greeting(struct osess *s, const struct oreply *r)
 		;
 	if (loops(s, r->text, n))
 		return 0;
-	s->state = OS_EHLO;
+	enter(s, OS_EHLO);
 	s->phase = "while performing the EHLO handshake";
 	send_line(s, "EHLO %s", helo_name(s));
 	arm(s, s->so->conf->smtp_helo_timeout, s->phase);
@@ -897,7 +939,7 @@ on_ehlo(struct osess *s, const struct oreply *r, const struct oehlo *o)
 	if (r->code / 100 != 2) {
 		if (s->state == OS_EHLO && r->code / 100 == 5) {
 			/* RFC 5321 3.2: an old server; HELO instead */
-			s->state = OS_HELO;
+			enter(s, OS_HELO);
 			s->phase = "while performing the HELO handshake";
 			send_line(s, "HELO %s", helo_name(s));
 			arm(s, s->so->conf->smtp_helo_timeout, s->phase);
@@ -949,7 +991,7 @@ tls_decide(struct osess *s)
 		    "has no TLS client context");
 		return 0;
 	}
-	s->state = OS_STARTTLS;
+	enter(s, OS_STARTTLS);
 	send_line(s, "STARTTLS");
 	arm(s, s->so->conf->smtp_helo_timeout, "while sending STARTTLS");
 	return 1;
@@ -1005,7 +1047,7 @@ tls_start(struct osess *s)
 	s->ssl = ssl;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	setcbs(s);
-	s->state = OS_HANDSHAKE;
+	enter(s, OS_HANDSHAKE);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	arm(s, s->so->conf->smtp_helo_timeout,
 	    "while performing the TLS handshake");
@@ -1018,7 +1060,7 @@ tls_done(struct osess *s)
 	s->tls = 1;
 	otls_text(s->ssl, s->tlstext, sizeof(s->tlstext));
 	memset(&s->ehlo, 0, sizeof(s->ehlo));
-	s->state = OS_EHLO;
+	enter(s, OS_EHLO);
 	s->phase = "while performing the EHLO handshake";
 	send_line(s, "EHLO %s", helo_name(s));
 	arm(s, s->so->conf->smtp_helo_timeout, s->phase);
@@ -1099,7 +1141,7 @@ sess_ready(struct osess *s)
 		log_info("event=smtp_connect dest=%s relay=%s %s",
 		    s->dest->name, s->relay, s->tlstext);
 	}
-	s->state = OS_READY;
+	enter(s, OS_READY);
 	s->phase = "while idle";
 	free(s->body.buf);
 	s->body.buf = NULL;
@@ -1330,7 +1372,7 @@ on_data(struct osess *s, const struct oreply *r)
 			/* RFC 2920 3.1: an empty message, not ours */
 			(void)evbuffer_add(bufferevent_get_output(s->bev),
 			    ".\r\n", 3);
-			s->state = OS_DISCARD;
+			enter(s, OS_DISCARD);
 			arm(s, s->so->conf->smtp_data_done_timeout,
 			    "while sending end of data");
 			return 1;
@@ -1382,7 +1424,7 @@ static void
 txn_rset(struct osess *s)
 {
 	res_all(s, 0, 451, "4.3.0 no result for this recipient");
-	s->state = OS_RSET;
+	enter(s, OS_RSET);
 	send_line(s, "RSET");
 	arm(s, s->so->conf->smtp_mail_timeout, "while sending RSET");
 	job_finish(s);
@@ -1530,7 +1572,7 @@ body_start(struct osess *s)
 		n = received_line(s, rcv, sizeof(rcv));
 		body_emit(&s->body, rcv, n, out);
 	}
-	s->state = OS_BODY;
+	enter(s, OS_BODY);
 	s->phase = "while sending message body";
 	bufferevent_setwatermark(s->bev, EV_WRITE, OS_OUT_LOW, 0);
 	return body_feed(s);
@@ -1569,7 +1611,7 @@ body_feed(struct osess *s)
 	}
 	free(b->buf);
 	b->buf = NULL;
-	s->state = OS_DOTSEND;
+	enter(s, OS_DOTSEND);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	return 0;
 }
