@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -48,6 +49,7 @@
 #include "../lib/util.h"
 #include "authdb.h"
 #include "config.h"
+#include "rcptmap.h"
 
 #define CONF_FILE_MAX	(1024 * 1024)	/* config and map files */
 #define CONF_ERRORS_MAX	100		/* then stop reporting */
@@ -195,6 +197,9 @@ static const struct nexthop *map_find(const struct transport_map *,
 		    const char *, size_t);
 static void	 transport_free(struct transport_map *);
 static void	 auth_load(struct parse *, struct config *);
+static void	 rcpt_load(struct parse *, struct config *);
+static void	 rcpt_load_file(struct parse *, struct config *,
+		    const char *);
 static int	 auth_read(struct parse *, const char *, const char *,
 		    struct buf *);
 static int	 prefix_match(const uint8_t *, const uint8_t *, unsigned);
@@ -282,6 +287,8 @@ static const struct keyword keywords[] = {
 	    OFF(has_relay_host), NULL, 0, 0, 0 },
 	{ "relay_networks",	KW_CIDRS,	OFF(relay_networks),
 	    OFF(nrelay_networks), "127.0.0.0/8 ::1", 0, 1000, 0 },
+	{ "relay_recipients",	KW_PATH,	OFF(relay_recipients_file), 0,
+	    NULL, 0, 0, 0 },
 	{ "remote_smtp_port",	KW_PORT,	OFF(remote_smtp_port), 0,
 	    "25", 1, 65535, 0 },
 	{ "retry_max",		KW_DURATION,	OFF(retry_max), 0,
@@ -393,6 +400,8 @@ config_load_mem(const char *name, const char *p, size_t len, FILE *errf)
 		    &c->tls_policy, parse_tls_policy, "policy");
 	if (!ps.stop && c->auth_users_file != NULL)
 		auth_load(&ps, c);
+	if (!ps.stop && c->relay_recipients_file != NULL)
+		rcpt_load(&ps, c);
 	free(ps.seen);
 	free(ps.bad);
 	if (ps.nerr > 0) {
@@ -434,6 +443,8 @@ config_free(struct config *c)
 	authdb_free(c->authdb);
 	free(c->dnsbl);
 	free(c->rhsbl);
+	free(c->relay_recipients_file);
+	rcptmap_free(c->relay_rcpts);
 	free(c);
 }
 
@@ -2094,4 +2105,71 @@ auth_read(struct parse *ps, const char *key, const char *path, struct buf *b)
 		return 0;
 	conf_errl(ps, kw_line(ps, key), "%s %s: %s", key, path, why);
 	return -1;
+}
+
+/* ---- relay_recipients ------------------------------------------- */
+
+#define RCPT_FILES_MAX	10000	/* files of a relay_recipients dir */
+
+/*
+ * rcpt_load - relay_recipients (rcptmap.h): a file, or every regular
+ * file of a directory whose name does not start with '.', read here in
+ * the master.  Errors are those files' FILE:LINE; a path that cannot
+ * be read is reported at the key's line.
+ */
+static void
+rcpt_load(struct parse *ps, struct config *c)
+{
+	const char	*path = c->relay_recipients_file;
+	struct dirent	**ents;
+	struct stat	 st;
+	struct buf	 b;
+	int		 n, i;
+
+	if ((c->relay_rcpts = rcptmap_new()) == NULL)
+		fatal("config: relay_recipients");
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		rcpt_load_file(ps, c, path);
+		rcptmap_finish(c->relay_rcpts);
+		return;
+	}
+	if ((n = scandir(path, &ents, NULL, alphasort)) == -1) {
+		conf_errl(ps, kw_line(ps, "relay_recipients"),
+		    "relay_recipients %s: %s", path, strerror(errno));
+		return;
+	}
+	if (n > RCPT_FILES_MAX)
+		conf_errl(ps, kw_line(ps, "relay_recipients"),
+		    "relay_recipients %s: more than %d files", path,
+		    RCPT_FILES_MAX);
+	for (i = 0; i < n; i++) {
+		buf_init(&b, 0);
+		if (buf_appendf(&b, "%s/%s", path, ents[i]->d_name) == -1)
+			fatal("config: relay_recipients path");
+		/* hidden files, "." and "..": names starting with '.' */
+		if (n <= RCPT_FILES_MAX && ents[i]->d_name[0] != '.' &&
+		    stat(b.data, &st) == 0 && S_ISREG(st.st_mode))
+			rcpt_load_file(ps, c, b.data);
+		buf_free(&b);
+		free(ents[i]);
+	}
+	free(ents);
+	rcptmap_finish(c->relay_rcpts);
+}
+
+/* rcpt_load_file - one file of rcpt_load() */
+static void
+rcpt_load_file(struct parse *ps, struct config *c, const char *file)
+{
+	struct buf	 b;
+	const char	*why;
+
+	buf_init(&b, CONF_FILE_MAX + 1);
+	if (read_capped(file, &b, &why) == -1)
+		conf_errl(ps, kw_line(ps, "relay_recipients"),
+		    "relay_recipients %s: %s", file, why);
+	else
+		ps->nerr += rcptmap_parse(c->relay_rcpts, file,
+		    b.data != NULL ? b.data : "", b.len, ps->errf);
+	buf_free(&b);
 }

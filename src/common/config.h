@@ -30,6 +30,7 @@
 #define CONF_FILTER_MAX		32	/* entries in command_filter */
 
 struct authdb;				/* common/authdb.h */
+struct rcptmap;				/* common/rcptmap.h */
 
 /* one listening address */
 struct listen_addr {
@@ -193,6 +194,8 @@ struct config {
 	time_t			 rate_window;
 	time_t			 policy_dns_timeout; /* bound of one lookup */
 	int			 header_from_check; /* local From: refused */
+	char			*relay_recipients_file; /* file or dir */
+	struct rcptmap		*relay_rcpts;	/* loaded from it, or NULL */
 };
 
 /*

@@ -21,7 +21,8 @@
  * sender (spoofing).  Every refusal of this kind is an event=alarm.
  * The anti-spam checks of untrusted clients (smtp_policy.c) are fed
  * at HELO and MAIL and give their verdict at RCPT, after the relay
- * policy, postmaster exempt.
+ * policy, postmaster exempt.  With relay_recipients, an unknown user
+ * of a listed local domain gets 550 5.1.1 (rcpt_known).
  *
  * Submission (RFC 6409): on submission_listen and smtps_listen, MAIL
  * needs AUTH first (530 5.7.0).  An authenticated client may relay
@@ -38,6 +39,7 @@
 #include "../lib/util.h"
 #include "../common/authdb.h"
 #include "../common/config.h"
+#include "../common/rcptmap.h"
 #include "../common/stats.h"
 #include "smtp_in.h"
 
@@ -73,6 +75,8 @@ static void	cmd_arg_error(struct smtp_session *, enum smtp_arg_error,
 		    const char *, int);
 static int	rcpt_seen(const struct envelope *, const char *, size_t);
 static int	rcpt_policy(struct smtp_session *, const struct addr *,
+		    const char *);
+static int	rcpt_known(struct smtp_session *, const struct addr *,
 		    const char *);
 static int	mail_submission(struct smtp_session *);
 static int	mail_sender_owned(struct smtp_session *, const char *,
@@ -431,6 +435,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	enum smtp_arg_error	 e;
 	char			 a[ADDR_BUF_MAX], la[LOG_ADDR_MAX];
 	size_t			 n;
+	int			 pm;
 
 	if (t == NULL)
 		panic("cmd_rcpt: no transaction in state %s",
@@ -450,9 +455,10 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	log_sanitize(a, n, la, sizeof(la));
+	pm = (ra.addr.flags & ADDR_POSTMASTER) || addr_is_postmaster(&ra.addr);
 	if (rcpt_policy(s, &ra.addr, la) == -1 ||
-	    smtp_policy_rcpt(s, (ra.addr.flags & ADDR_POSTMASTER) ||
-	    addr_is_postmaster(&ra.addr)) == -1) {
+	    smtp_policy_rcpt(s, pm) == -1 ||
+	    (!pm && rcpt_known(s, &ra.addr, la) == -1)) {
 		STATS_ADD(rcpt_rejected, 1);
 		return;
 	}
@@ -535,6 +541,30 @@ rcpt_policy(struct smtp_session *s, const struct addr *a, const char *la)
 	    s->addrtext, la, s->id);
 	STATS_ADD(alarm_relay, 1);
 	smtp_reply_error(s, "550 5.7.1 Relaying denied");
+	return -1;
+}
+
+/*
+ * rcpt_known - relay_recipients: a recipient of a local domain listed
+ * there must be one of its valid addresses, so that we never accept
+ * mail the internal host would bounce (backscatter).  0 to go on, -1
+ * answered 550 5.1.1 (an error: max_errors and the tarpit bound
+ * address harvesting through this reply).
+ */
+static int
+rcpt_known(struct smtp_session *s, const struct addr *a, const char *la)
+{
+	const struct rcptmap	*m = smtp_srv->conf->relay_rcpts;
+
+	if (m == NULL || a->domain == NULL || (a->flags & ADDR_LITERAL) ||
+	    !config_is_local_domain(smtp_srv->conf, a->domain,
+	    a->domainlen) || rcptmap_lookup(m, a->local, a->locallen,
+	    a->domain, a->domainlen) != 0)
+		return 0;
+	log_info("event=reject type=unknown_user client=%s to=<%s> sid=%lu",
+	    s->addrtext, la, s->id);
+	smtp_reply_error(s, "550 5.1.1 Recipient address rejected: User "
+	    "unknown");
 	return -1;
 }
 

@@ -339,3 +339,43 @@ def test_header_from_split_over_bdat_chunks(moat, dnsserver):
     r = c.reply()
     assert r.first.startswith("550 5.7.1"), r
     c.cmd("QUIT")
+
+
+def test_relay_recipients_file_and_directory(moat, dnsserver, tmp_path):
+    rdir = tmp_path / "rcpts"
+    rdir.mkdir()
+    (rdir / "example.test").write_text(
+        "# users of example.test\nuser@example.test\nAlice@Example.Test.\n")
+    (rdir / "localhost").write_text("@localhost\n")
+    (rdir / ".hidden").write_text("bob@example.test\n")
+    m, _ = policy_moat(moat, dnsserver, relay_recipients=str(rdir))
+    mark = m.log_mark()
+    c = session(m, "127.0.0.3")
+    for rcpt, code in (("user@example.test", 250),
+                       ("ALICE@example.test", 250),
+                       ("bob@example.test", 550),
+                       ("nobody@example.test", 550),
+                       ("anyone@localhost", 250),
+                       ("postmaster@example.test", 250)):
+        r = c.cmd("RCPT TO:<%s>" % rcpt)
+        assert r.code == code, (rcpt, r)
+        if code == 550:
+            assert r.first == ("550 5.1.1 Recipient address rejected: "
+                               "User unknown"), r
+    c.cmd("QUIT")
+    m.wait_log(r"event=reject type=unknown_user client=127\.0\.0\.3 "
+               r"to=<nobody@example\.test>", since=mark)
+    # a single file, and its errors reported with FILE:LINE at -n
+    f = tmp_path / "rcpts.txt"
+    f.write_text("user@example.test\n")
+    m2, _ = policy_moat(moat, dnsserver, relay_recipients=str(f))
+    c = session(m2, "127.0.0.1")
+    assert c.cmd("RCPT TO:<other@example.test>").code == 550
+    assert c.cmd("RCPT TO:<user@example.test>").code == 250
+    c.cmd("QUIT")
+    f.write_text("user@example.test\nnot an address\nx@bad..domain\n")
+    r = m2.tool("moatd", "-n", "-c", str(m2.conf))
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert r.returncode == 1, out
+    assert "%s:2: not an address or @domain" % f in out
+    assert "%s:3: bad domain" % f in out
