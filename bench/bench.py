@@ -1088,6 +1088,55 @@ def limits_table(points):
     return lines
 
 
+def targets(points, idle):
+    """Issue 7's targets, from this run's figures."""
+    out = []
+
+    def point(size, c):
+        for (sz, cc, n, cn), res in points:
+            if sz == size and cc == c:
+                return (med(res["moat"], "relay"),
+                        med(res["Postfix"], "relay"),
+                        med(res["ceiling"], "relay"))
+        return None
+
+    def verdict(ok):
+        return "**met**" if ok else "**not met**"
+    for size, want in ((1024, 5.0), (20 * 1024, 3.0)):
+        p = point(size, 50)
+        if p is None:
+            continue
+        m, pf, ce = p
+        if m is None or pf is None:
+            out.append("- relay %s x 50 >= %gx Postfix: no figure"
+                       % (sizename(size), want))
+        else:
+            out.append("- relay %s x 50 >= %gx Postfix: %.2fx, %s"
+                       % (sizename(size), want, m / pf,
+                          verdict(m >= want * pf)))
+        if size == 1024:
+            if m is None or ce is None:
+                out.append("- relay 1 KiB x 50 >= 50% of the ceiling: "
+                           "no figure")
+            else:
+                out.append("- relay 1 KiB x 50 >= 50%% of the ceiling: "
+                           "%.0f%%, %s" % (100 * m / ce,
+                                           verdict(m >= 0.5 * ce)))
+    for name, r in idle:
+        if name != "moat":
+            continue
+        out.append("- <= 16 KiB per idle session at %d: %.1f KiB, %s"
+                   % (r["n"], r["per"], verdict(r["per"] <= 16)))
+        if r["n"] >= 10000:
+            ok = r["idle"] == r["n"] and r["noop"] == r["n"] and \
+                not r["errors"]
+            out.append("- %d concurrent sessions without errors: %d "
+                       "idle after EHLO, %d NOOPs answered, %d errors, %s"
+                       % (r["n"], r["idle"], r["noop"], r["errors"],
+                          verdict(ok)))
+    return out
+
+
 def failures(points):
     out = []
     for (size, c, n, cn), res in points:
@@ -1134,6 +1183,9 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
             "machine.  Near 100%% busy the point is CPU-bound; well "
             "below, the relay waits (fsync, its own scheduling) or the "
             "sessions are too few to fill the machine." % os.cpu_count()]
+    tg = targets(points, idle)
+    if tg:
+        md += ["", "## Targets of issue 7", ""] + tg
     fl = failures(points)
     if fl:
         md += ["", "Failed runs:", ""] + fl
