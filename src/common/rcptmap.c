@@ -70,7 +70,8 @@ rcptmap_parse(struct rcptmap *m, const char *name, const char *p, size_t len,
 		nl = memchr(p, '\n', (size_t)(end - p));
 		llen = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 		/* blanks around, a CR of CRLF files, '#' comments */
-		while (llen > 0 && strchr(" \t\r", p[llen - 1]) != NULL)
+		while (llen > 0 && (p[llen - 1] == ' ' ||
+		    p[llen - 1] == '\t' || p[llen - 1] == '\r'))
 			llen--;
 		while (llen > 0 && (*p == ' ' || *p == '\t')) {
 			p++;
