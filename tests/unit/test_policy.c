@@ -2,7 +2,8 @@
  * test_policy.c - table-driven tests of the pure parts of the smtp-in
  * policy: dnsbl/rhsbl list specs (src/common/dnsbl.c), their query
  * names and answer filters, the HELO syntax check, the header From:
- * scanner, and the policy keys of the config parser.
+ * scanner, the relay_recipients map, and the policy keys of the
+ * config parser.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/dnsbl.h"
+#include "common/rcptmap.h"
 #include "smtp_in/smtp_in.h"
 
 #define B(s)	s, sizeof(s) - 1
@@ -244,6 +246,58 @@ test_hfrom(void)
 	config_free(c);
 }
 
+/* relay_recipients: lookups in one map, then files with errors */
+struct rmap_case {
+	const char	*local;
+	const char	*domain;
+	int		 want;
+};
+
+static const struct rmap_case rmap_cases[] = {
+	{ "alice", "example.com", 1 },
+	{ "ALICE", "Example.COM.", 1 },
+	{ "bob", "example.com", 1 },
+	{ "carol", "example.com", 0 },
+	{ "", "example.com", 0 },
+	{ "anyone", "lists.example.com", 1 },
+	{ "x", "other.test", -1 },
+	{ "alice", "sub.example.com", -1 },
+};
+
+static void
+test_rcptmap(void)
+{
+	static const char	 good[] = "# users\r\nalice@example.com\r\n"
+	    "  Bob@EXAMPLE.com.  \n\n@lists.example.com\nalice@example.com";
+	static const char	*bad[] = { "alice\n", "a b@example.com\n",
+	    "a@bad..domain\n", "a@[192.0.2.1]\n", "a@\n",
+	    "a@exa\x01mple.com\n", "a@example.com\0\n" };
+	struct rcptmap		*m;
+	const struct rmap_case	*t;
+	size_t			 i;
+
+	if ((m = rcptmap_new()) == NULL)
+		return;
+	check(rcptmap_parse(m, "good", good, sizeof(good) - 1, NULL) == 0,
+	    "rcptmap good", "");
+	rcptmap_finish(m);
+	check(rcptmap_count(m) == 3, "rcptmap count (duplicates)", "");
+	for (i = 0; i < sizeof(rmap_cases) / sizeof(rmap_cases[0]); i++) {
+		t = &rmap_cases[i];
+		check(rcptmap_lookup(m, t->local, strlen(t->local), t->domain,
+		    strlen(t->domain)) == t->want, "rcptmap lookup",
+		    t->local);
+	}
+	rcptmap_free(m);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if ((m = rcptmap_new()) == NULL)
+			return;
+		check(rcptmap_parse(m, "bad", bad[i], strlen(bad[i]) +
+		    (i == 6 ? 2 : 0), NULL) == 1, "rcptmap bad", bad[i]);
+		rcptmap_free(m);
+	}
+}
+
 struct conf_case {
 	const char	*text;
 	int		 ok;
@@ -308,6 +362,7 @@ main(void)
 	test_names();
 	test_helo();
 	test_hfrom();
+	test_rcptmap();
 	test_config();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail > 0;
