@@ -34,6 +34,8 @@ Options (all optional):
     pipelining    advertise PIPELINING (default True)
     eightbitmime  advertise 8BITMIME (default True)
     smtputf8      advertise SMTPUTF8 (default False)
+    ehlo          answer EHLO (default True); False: 502, as an old
+                  HELO-only server does
     size          the SIZE advertised (default 104857600); None or 0:
                   SIZE without a number is not sent at all.  MAIL with
                   a SIZE= over it is answered 552 5.3.4 (RFC 1870)
@@ -48,8 +50,10 @@ sink records every connection: .connections (count), .peers (client
 addresses in order), .active and .max_active (sessions open at once),
 .connect_times (time.monotonic() of each accept) and .commands, every
 command line as (connection number from 1, in TLS?, line as str); the
-text of a BDAT chunk or of DATA is not a command.  Every wait is
-bounded.
+text of a BDAT chunk or of DATA is not a command.  Without PIPELINING
+advertised, .pipelined lists the commands behind which more octets were
+already waiting (the client did not wait for the reply, RFC 2920 3.1).
+Every wait is bounded.
 
 Several sinks that play MX hosts listen on distinct loopback addresses
 and the same port (moat's remote_smtp_port):
@@ -166,6 +170,12 @@ class _Session:
             line = self.line()
             cmd = line.rstrip(b"\r\n").decode("latin-1")
             self.sink.log_command(self.conn, self.tls, cmd)
+            # a BDAT chunk follows its command; anything else must wait
+            # for our reply unless PIPELINING was offered
+            if self.buf and not self.sink.pipelining and \
+                    cmd[:4].upper() != "BDAT":
+                with self.sink.lock:
+                    self.sink.pipelined.append(cmd)
             verb, _, arg = cmd.partition(" ")
             verb = verb.upper()
             if verb == "QUIT":
@@ -181,6 +191,9 @@ class _Session:
                 return
 
     def do_EHLO(self, arg):
+        if not self.sink.ehlo:
+            self.send(502, "5.5.2 EHLO not implemented")
+            return
         self.helo, self.esmtp, self.txn = arg, True, None
         kw = []
         if self.sink.pipelining:
@@ -366,7 +379,8 @@ class SmtpSink:
                  rcpt_default=None, data_code=None, drop_at=None, delay=0,
                  tls_context=None, chunking=True, max_line=100000,
                  io_timeout=60, pipelining=True, eightbitmime=True,
-                 smtputf8=False, size=DEFAULT_SIZE, starttls_code=None):
+                 smtputf8=False, size=DEFAULT_SIZE, starttls_code=None,
+                 ehlo=True):
         self.host = host
         self.hostname = hostname
         self.greeting = _reply_of(greeting, (220, "ESMTP sink"))
@@ -382,6 +396,7 @@ class SmtpSink:
         self.pipelining = pipelining
         self.eightbitmime = eightbitmime
         self.smtputf8 = smtputf8
+        self.ehlo = ehlo
         self.size = size
         self.starttls_code = starttls_code
         self.max_line = max_line
@@ -396,6 +411,7 @@ class SmtpSink:
         self.active = 0
         self.max_active = 0
         self.commands = []
+        self.pipelined = []
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = _Server6 if family == socket.AF_INET6 else _Server
         self._server = server_cls((host, port), _Handler)

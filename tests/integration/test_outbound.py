@@ -471,7 +471,8 @@ def test_size_over_server_limit_bounced_nothing_sent(net):
     s = n.sink(4)
     assert s.connections >= 1
     assert "MAIL" not in s.verbs() and "DATA" not in s.verbs(), s.commands
-    assert s.received() == [] and s.failed == []
+    assert s.received() == [] and s.failed == [], (s.received(), s.failed,
+                                                    s.commands)
 
 
 def test_8bit_mail_to_server_without_8bitmime_bounced(net):
@@ -519,6 +520,79 @@ def test_dot_stuffing_and_large_body_intact(net, chunking):
     if not chunking:
         # on the wire each of those lines had one more dot
         assert b"\r\n...\r\n" in t.raw and b"\r\n..leading dot" in t.raw
+    wait_removed(n.m, qid, 1, 0)
+
+
+def test_smtputf8_mail_needs_smtputf8_server(net):
+    n = net(domains={"ascii.test": [("MX", 10, host(4))],
+                     "utf8.test": [("MX", 10, host(5))]},
+            sinks={4: {}, 5: dict(smtputf8=True)}, **RETRY_NEVER)
+    subject = "gr\u00fc\u00dfe".encode("utf-8")
+    content = (b"From: " + SENDER.encode() + b"\r\nSubject: " + subject +
+               b"\r\n\r\nbody\r\n")
+    qid = submit(n.m, ["u@ascii.test"], content,
+                 params="BODY=8BITMIME SMTPUTF8")
+    f = wait_result(n.m, qid, "u@ascii.test", "bounced")
+    assert f["dsn"] == "5.6.7", f
+    check_bounce(wait_dsn(n.m)[0], ["u@ascii.test"], "5.6.7")
+    assert "MAIL" not in n.sink(4).verbs(), n.sink(4).commands
+    q2 = submit(n.m, ["u@utf8.test"], content,
+                params="BODY=8BITMIME SMTPUTF8")
+    t = n.sink(5).wait(1, timeout=WAIT)[0]
+    assert "SMTPUTF8" in [p.upper() for p in t.mail_params], t
+    assert b"Subject: " + subject + b"\r\n" in t.data
+    wait_removed(n.m, q2, 1, 0)
+
+
+def test_helo_fallback_and_no_unasked_pipelining(net):
+    n = net(domains={"old.test": [("MX", 10, host(4))],
+                     "nopipe.test": [("MX", 10, host(5))]},
+            sinks={4: dict(ehlo=False), 5: dict(pipelining=False)})
+    q1 = submit(n.m, ["u@old.test"], msg("helo"))
+    t = n.sink(4).wait(1, timeout=WAIT)[0]
+    # RFC 5321 3.2: EHLO refused, HELO then; no extension parameters
+    assert not t.esmtp and t.helo == moatlib.HOSTNAME, t
+    assert t.mail_params == [], t
+    assert n.sink(4).verbs()[:3] == ["EHLO", "HELO", "MAIL"]
+    wait_removed(n.m, q1, 1, 0)
+    rc = ["a@nopipe.test", "b@nopipe.test", "c@nopipe.test"]
+    q2 = submit(n.m, rc, msg("nopipe"))
+    t = n.sink(5).wait(1, timeout=WAIT)[0]
+    assert t.rcpts == rc, t
+    assert n.sink(5).pipelined == [], n.sink(5).pipelined
+    wait_removed(n.m, q2, 3, 0)
+
+
+def test_connection_lost_after_dot_retried(net):
+    n = net(domains={"lost.test": [("MX", 10, host(4))]},
+            sinks={4: dict(drop_at="dot")})
+    qid = submit(n.m, ["u@lost.test"], msg("lost"))
+    f = wait_result(n.m, qid, "u@lost.test", "deferred")
+    assert f["dsn"].startswith("4."), f
+    assert len(n.sink(4).failed) >= 1 and n.sink(4).received() == []
+    n.sink(4).drop_at = None
+    t = n.sink(4).wait(1, timeout=WAIT)[0]
+    assert t.rcpts == ["u@lost.test"]
+    wait_removed(n.m, qid, 1, 0)
+    assert_no_more(n.sink(4), 1, settle=0.5)
+
+
+def test_silent_server_times_out_and_defers(net):
+    # every reply of the sink comes 3 s late; the greeting may take 1 s
+    n = net(domains={"slow.test": [("MX", 10, host(4))]},
+            sinks={4: dict(delay=3)}, smtp_helo_timeout="1s",
+            **RETRY_NEVER)
+    t0 = time.monotonic()
+    qid = submit(n.m, ["u@slow.test"], msg("slow"))
+    f = wait_result(n.m, qid, "u@slow.test", "deferred")
+    assert time.monotonic() - t0 < 2.9 * moatlib.SLOW
+    assert f["dsn"].startswith("4.4."), f
+    assert n.sink(4).verbs() == []
+    n.sink(4).delay = 0
+    mark = n.m.log_mark()
+    assert ctl_ok(n.m, "flush") == "1 message scheduled for delivery\n"
+    n.sink(4).wait(1, timeout=WAIT)
+    wait_result(n.m, qid, "u@slow.test", "sent", since=mark)
     wait_removed(n.m, qid, 1, 0)
 
 

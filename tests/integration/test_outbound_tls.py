@@ -20,6 +20,7 @@ import warnings
 
 import pytest
 
+from moatlib import wait_until
 import test_outbound
 from test_outbound import (RETRY_NEVER, WAIT, host, msg, submit,
                            wait_removed, wait_result)
@@ -116,7 +117,8 @@ def test_encrypt_without_starttls_defers_then_delivers_over_tls(net, ca):
     assert "TLS" in f["reason"], f
     assert s.connections >= 1
     nothing_in_clear(s)
-    assert s.received() == [] and s.failed == []
+    assert s.received() == [] and s.failed == [], (s.received(), s.failed,
+                                                    s.commands)
     # the server learns STARTTLS; a flush delivers, inside TLS only
     s.tls_context = ca.server_context(*ca.leaf(host(2)))
     mark = n.m.log_mark()
@@ -175,8 +177,11 @@ def test_verify_bad_certificate_defers_nothing_sent(net, ca, cert):
     # nothing after the handshake, in clear or not
     for v in ("MAIL", "RCPT", "DATA", "BDAT"):
         assert v not in s.verbs(), s.commands
-    assert s.received() == [] and s.failed == []
-    assert n.m.spool_files("queue") == [qid, qid + ".state"]
+    assert s.received() == [] and s.failed == [], (s.received(), s.failed,
+                                                    s.commands)
+    # still queued, with its state (written right after the log line)
+    wait_until(lambda: n.m.spool_files("queue") == [qid, qid + ".state"],
+               5, "the deferred message and its state in the queue")
 
 
 def test_global_encrypt_with_may_exception(net, ca):
