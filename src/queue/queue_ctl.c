@@ -454,13 +454,15 @@ qctl_stats(struct queue *q, struct qmsg *unused, struct buf *out)
 	    "conn_total=%llu\nconn_current=%llu\nconn_refused=%llu\n"
 	    "msg_accepted=%llu\nmsg_rejected=%llu\nrcpt_rejected=%llu\n"
 	    "bytes_received=%llu\nalarm_filter=%llu\nalarm_relay=%llu\n"
-	    "alarm_spoof=%llu\ndelivered=%llu\ndeferred=%llu\n"
+	    "alarm_spoof=%llu\nalarm_dnsbl=%llu\nalarm_pregreet=%llu\n"
+	    "policy_rejected=%llu\ndelivered=%llu\ndeferred=%llu\n"
 	    "bounced=%llu\nrestarts=%llu\n"
 	    "queue_active=%zu\nqueue_deferred=%zu\nqueue_hold=%zu\n",
 	    S(conn_total), S(conn_current), S(conn_refused),
 	    S(msg_accepted), S(msg_rejected), S(rcpt_rejected),
 	    S(bytes_received), S(alarm_filter), S(alarm_relay),
-	    S(alarm_spoof), S(delivered), S(deferred), S(bounced),
+	    S(alarm_spoof), S(alarm_dnsbl), S(alarm_pregreet),
+	    S(policy_rejected), S(delivered), S(deferred), S(bounced),
 	    S(restarts), active, deferred, hold);
 #undef S
 }

@@ -639,7 +639,8 @@ def test_stats_counters_increase_by_what_was_sent(moat):
     expected_keys = ["conn_total", "conn_current", "conn_refused",
                      "msg_accepted", "msg_rejected", "rcpt_rejected",
                      "bytes_received", "alarm_filter", "alarm_relay",
-                     "alarm_spoof", "delivered", "deferred", "bounced",
+                     "alarm_spoof", "alarm_dnsbl", "alarm_pregreet",
+                     "policy_rejected", "delivered", "deferred", "bounced",
                      "restarts", "queue_active", "queue_deferred",
                      "queue_hold"]
     assert list(b) == expected_keys, b
