@@ -15,10 +15,10 @@ SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
-PKGS	 = libevent libevent_openssl libssl libcrypto libcares libseccomp
+PKGS	 = libevent libevent_openssl libssl libcrypto libcares libseccomp libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS	 = $(PKG_LIBS) -lcrypt -lpthread
+LIBS	 = $(PKG_LIBS) -lmagic -lcrypt -lpthread
 
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter
