@@ -292,7 +292,15 @@ out_queue_read(int fd, short ev, void *arg)
 		if (n == 0 && type == 0) {
 			if (r->so.stopping)
 				out_exit(r);
-			fatalx("event=ipc reason=\"queue went away\"");
+			/*
+			 * The queue stopped or died: nobody can take our
+			 * answers any more, and the master starts the whole
+			 * delivery group again if it should run.  Not an
+			 * error of ours (at a stop it races with SIGTERM).
+			 */
+			log_info("event=stop role=smtp-out reason=\"queue "
+			    "went away\"");
+			exit(0);
 		}
 		if (type == OUT_FLUSH) {
 			if (n != 0 || pfd != -1)
