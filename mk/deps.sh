@@ -26,6 +26,10 @@ PACKAGES="
 	swaks
 	openssl
 	dnsutils
+	opendkim
+	opendkim-tools
+	clamav-daemon
+	clamav-milter
 "
 
 missing=""
