@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """bench.py - moat side by side with Postfix (issue 7).
 
-  bench/bench.py full  [--reps 3] [--scale 1.0] [--profile]
-  bench/bench.py quick [--reps 3] [--profile]
+  bench/bench.py full  [--reps 3] [--scale 1.0] [--profile] [--skip-idle]
+  bench/bench.py quick [--reps 3] [--messages 2000] [--profile]
+  bench/bench.py idle
 
 Both relays run on this machine with their queues on the real disk under
 bench/out/ (never tmpfs) and their default durability, and forward every
@@ -29,8 +30,10 @@ Figures, for C sessions and S-octet messages:
 "full" measures C in {1,10,50,200} x S in {1 KiB, 20 KiB, 1 MiB}, three
 repetitions alternating moat and Postfix, medians, and writes
 bench/RESULTS.md; "quick" measures 1 KiB x C=50 only and writes
-bench/out/quick.md.  --profile records moat with perf during its
-1 KiB x 50 relay runs and writes bench/PROFILE.md.
+bench/out/quick.md; "idle" measures (d) alone.  --profile records moat
+with perf during an extra 1 KiB x 50 relay run and writes
+bench/PROFILE.md.  Each run also records what limited it: the
+machine's busy and iowait time, the relay's CPU, the generator's.
 
 Every server listens on 127.0.0.1; every loop is bounded in count and
 time; every process started here is stopped by its PID (pid files in
