@@ -531,11 +531,6 @@ class Postfix:
                                    sink=self.sink.port))
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(port=self.port))
-        # Debian's dynamic map table, so that postconf knows its maps
-        shutil.copy(os.path.join(TOOLS, "etc", "postfix",
-                                 "dynamicmaps.cf"), self.conf) \
-            if os.path.exists(os.path.join(TOOLS, "etc", "postfix",
-                                           "dynamicmaps.cf")) else None
         # the top directories; postfix start creates the rest
         pw = pwd.getpwnam("postfix")
         os.makedirs(os.path.join(self.dir, "queue"), mode=0o755)
