@@ -29,6 +29,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -80,6 +81,9 @@ enum kw_type {
 	KW_COUNT,	/* plain number, size_t */
 	KW_DOMAINS,	/* list of domains, char *[] lower case */
 	KW_DURATION,	/* time_t seconds */
+	KW_ENDPOINT,	/* scanner socket; count field = is set */
+	KW_MILTERS,	/* list of endpoints[=action], struct
+			   scan_endpoint[] */
 	KW_BOOL,	/* yes | no -> int */
 	KW_CHOICE,	/* one word of kw_choices() -> int, its index */
 	KW_DNSBL,	/* list of ZONE[=FILTER][*WEIGHT], struct dnsbl[] */
@@ -155,6 +159,10 @@ static int	 kw_string(struct parse *, struct config *,
 		    const struct keyword *, const char *);
 static int	 kw_nexthop(struct parse *, struct config *,
 		    const struct keyword *, const char *);
+static int	 kw_endpoint(struct parse *, struct config *,
+		    const struct keyword *, const char *);
+static int	 milter_item(const char *, struct scan_endpoint *,
+		    const char **);
 static void	 kw_bounds(const struct keyword *, unsigned long long,
 		    char *, size_t);
 static void	 apply_defaults(struct parse *, struct config *);
@@ -225,6 +233,16 @@ static const struct keyword keywords[] = {
 	    NULL, 0, 0, 0 },
 	{ "auth_users_file",	KW_PATH,	OFF(auth_users_file), 0,
 	    NULL, 0, 0, 0 },
+	/* content scanners (docs/configuration.md "Virus scanning and
+	   milters"); clamd's own StreamMaxLength defaults to 25M */
+	{ "clamd",		KW_CHOICE,	OFF(clamd), 0,
+	    "tempfail", 0, 0, 0 },
+	{ "clamd_max_size",	KW_SIZE,	OFF(clamd_max_size), 0,
+	    "25M", 1, 2 * GIB, 0 },
+	{ "clamd_socket",	KW_ENDPOINT,	OFF(clamd_socket),
+	    OFF(has_clamd_socket), NULL, 0, 0, 0 },
+	{ "clamd_timeout",	KW_DURATION,	OFF(clamd_timeout), 0,
+	    "1m", 1, HOUR, 0 },
 	{ "command_filter",	KW_FILTER,	OFF(filter), OFF(nfilter),
 	    DEFAULT_FILTER, 1, CONF_FILTER_MAX, 0 },
 	{ "command_timeout",	KW_DURATION,	OFF(command_timeout), 0,
@@ -271,6 +289,23 @@ static const struct keyword keywords[] = {
 	    "100", 1, 100000, 0 },
 	{ "message_size_limit",	KW_SIZE,	OFF(message_size_limit), 0,
 	    "25M", 1, 2 * GIB, 0 },
+	/* free space smtp-in keeps in the spool: MAIL gets 452 4.3.1
+	   below it (RFC 3463 3.4); 0 = off.  100M leaves room for the
+	   messages already under way (4 of 25M) and for the queue's
+	   state rewrites and bounces, which need space after accepting */
+	/* milter timeouts and default action as Postfix's (postconf.5) */
+	{ "milter_command_timeout", KW_DURATION,
+	    OFF(milter_command_timeout), 0, "30s", 1, HOUR, 0 },
+	{ "milter_connect_timeout", KW_DURATION,
+	    OFF(milter_connect_timeout), 0, "30s", 1, HOUR, 0 },
+	{ "milter_content_timeout", KW_DURATION,
+	    OFF(milter_content_timeout), 0, "5m", 1, HOUR, 0 },
+	{ "milter_default_action", KW_CHOICE,
+	    OFF(milter_default_action), 0, "tempfail", 0, 0, 0 },
+	{ "milters",		KW_MILTERS,	OFF(milters), OFF(nmilters),
+	    NULL, 0, CONF_MILTERS_MAX, 0 },
+	{ "min_free_space",	KW_SIZE,	OFF(min_free_space), 0,
+	    "100M", 0, 1024 * GIB, 0 },
 	{ "msg_rate_limit",	KW_COUNT,	OFF(msg_rate_limit), 0,
 	    "0", 0, 1000000, 0 },
 	{ "outbound_tls",	KW_OTLS,	OFF(outbound_tls), 0,
@@ -297,6 +332,9 @@ static const struct keyword keywords[] = {
 	    "5m", 1, DAY, 0 },
 	{ "rhsbl",		KW_DNSBL,	OFF(rhsbl), OFF(nrhsbl),
 	    NULL, 0, DNSBL_LISTS_MAX, 0 },
+	/* seccomp on smtp-in and smtp-out; "no" only for leak checks */
+	{ "sandbox",		KW_BOOL,	OFF(sandbox), 0,
+	    "yes", 0, 0, 0 },
 	{ "sender_resolvable",	KW_BOOL,	OFF(sender_resolvable), 0,
 	    "no", 0, 0, 0 },
 	{ "smtp_connect_timeout", KW_DURATION,	OFF(smtp_connect_timeout), 0,
@@ -445,6 +483,7 @@ config_free(struct config *c)
 	free(c->rhsbl);
 	free(c->relay_recipients_file);
 	rcptmap_free(c->relay_rcpts);
+	free(c->milters);
 	free(c);
 }
 
@@ -776,6 +815,65 @@ cidr_match(const struct cidr *c, const struct sockaddr *sa)
 	return 0;
 }
 
+/* config_parse_endpoint - a scanner socket (see config.h) */
+int
+config_parse_endpoint(const char *s, struct scan_endpoint *e,
+    const char **why)
+{
+	struct sockaddr_un	*sun = (struct sockaddr_un *)&e->ss;
+	struct listen_addr	 la;
+	char			 hp[CONF_ENDPOINT_TEXT];
+	const char		*spec = s, *at;
+	size_t			 len = strlen(s);
+	int			 r;
+
+	memset(e, 0, sizeof(*e));
+	e->action = -1;
+	*why = NULL;
+	if (len >= sizeof(e->text)) {
+		*why = "too long";
+		return -1;
+	}
+	memcpy(e->text, s, len + 1);
+	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0)
+		spec = strchr(s, ':') + 1;
+	if (spec[0] == '/') {
+		if (strlen(spec) >= sizeof(sun->sun_path)) {
+			*why = "socket path too long";
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, spec, strlen(spec) + 1);
+		e->sslen = (socklen_t)sizeof(*sun);
+		return 0;
+	}
+	if (spec != s) {
+		*why = "unix: needs an absolute path";
+		return -1;
+	}
+	if (strncmp(s, "inet:", 5) == 0)
+		spec = s + 5;
+	else if (strncmp(s, "inet6:", 6) == 0)
+		spec = s + 6;
+	/* sendmail's "inet:PORT@HOST" is "HOST:PORT" (brackets for v6) */
+	if ((at = strchr(spec, '@')) != NULL) {
+		r = snprintf(hp, sizeof(hp), strchr(at + 1, ':') != NULL ?
+		    "[%s]:%.*s" : "%s:%.*s", at + 1, (int)(at - spec), spec);
+		if (r < 0 || (size_t)r >= sizeof(hp)) {
+			*why = "too long";
+			return -1;
+		}
+		spec = hp;
+	}
+	if (config_parse_hostport(spec, 0, &la) == -1) {
+		*why = "not unix:/path or inet:address:port";
+		return -1;
+	}
+	memcpy(&e->ss, &la.ss, sizeof(e->ss));
+	e->sslen = la.sslen;
+	return 0;
+}
+
 /* ---- error reporting -------------------------------------------- */
 
 static void
@@ -1066,6 +1164,7 @@ kw_set(struct parse *ps, struct config *c, const struct keyword *kw,
 	case KW_DNSBL:
 	case KW_DOMAINS:
 	case KW_FILTER:
+	case KW_MILTERS:
 		return kw_list(ps, c, kw, val);
 	case KW_BOOL:
 	case KW_CHOICE:
@@ -1088,6 +1187,10 @@ kw_set(struct parse *ps, struct config *c, const struct keyword *kw,
 		if (*val == '\0')
 			break;
 		return kw_nexthop(ps, c, kw, val);
+	case KW_ENDPOINT:
+		if (*val == '\0')
+			break;
+		return kw_endpoint(ps, c, kw, val);
 	}
 	conf_err(ps, "missing value for %s", kw->name);
 	return -1;
@@ -1128,6 +1231,9 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 	case KW_DNSBL:
 		elsize = sizeof(struct dnsbl);
 		break;
+	case KW_MILTERS:
+		elsize = sizeof(struct scan_endpoint);
+		break;
 	default:
 		elsize = 0;	/* KW_FILTER: fixed array in the struct */
 		break;
@@ -1142,6 +1248,8 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 		*FIELD(c, kw, char **) = arr;
 	else if (kw->type == KW_DNSBL)
 		*FIELD(c, kw, struct dnsbl *) = arr;
+	else if (kw->type == KW_MILTERS)
+		*FIELD(c, kw, struct scan_endpoint *) = arr;
 	while ((t = list_next(&p, &tlen)) != NULL) {
 		if (tlen >= sizeof(tok)) {
 			memcpy(tok, t, sizeof(tok) - 1);
@@ -1206,6 +1314,13 @@ kw_item(struct parse *ps, const struct keyword *kw, void *arr, size_t i,
 		if (dnsbl_parse(tok, len, (struct dnsbl *)arr + i, &why) == 0)
 			return 0;
 		conf_err(ps, "bad list \"%s\" in %s: %s",
+		    quote(tok, q, sizeof(q)), kw->name, why);
+		return -1;
+	case KW_MILTERS:
+		if (milter_item(tok, (struct scan_endpoint *)arr + i,
+		    &why) == 0)
+			return 0;
+		conf_err(ps, "bad milter \"%s\" in %s: %s",
 		    quote(tok, q, sizeof(q)), kw->name, why);
 		return -1;
 	case KW_FILTER:
@@ -1419,6 +1534,16 @@ static const char *const *
 kw_choices(const struct keyword *kw)
 {
 	static const char *const fcrdns[] = { "off", "warn", "reject", NULL };
+	/* the orders of enum conf_clamd and enum conf_milter_action */
+	static const char *const clamd[] = { "off", "tempfail", "accept",
+	    NULL };
+	static const char *const milter[] = { "accept", "tempfail",
+	    "reject", NULL };
+
+	if (strcmp(kw->name, "clamd") == 0)
+		return clamd;
+	if (strcmp(kw->name, "milter_default_action") == 0)
+		return milter;
 
 	if (strcmp(kw->name, "fcrdns") == 0)
 		return fcrdns;
@@ -2172,4 +2297,59 @@ rcpt_load_file(struct parse *ps, struct config *c, const char *file)
 		ps->nerr += rcptmap_parse(c->relay_rcpts, file,
 		    b.data != NULL ? b.data : "", b.len, ps->errf);
 	buf_free(&b);
+}
+
+/* kw_endpoint - clamd_socket */
+static int
+kw_endpoint(struct parse *ps, struct config *c, const struct keyword *kw,
+    const char *val)
+{
+	char		 q[CONF_QUOTE_MAX];
+	const char	*why;
+
+	if (config_parse_endpoint(val, FIELD(c, kw, struct scan_endpoint),
+	    &why) == -1) {
+		conf_err(ps, "bad socket \"%s\" for %s: %s",
+		    quote(val, q, sizeof(q)), kw->name, why);
+		return -1;
+	}
+	*(int *)(void *)((char *)c + kw->noff) = 1;
+	return 0;
+}
+
+/*
+ * milter_item - one entry of milters: an endpoint with an optional
+ * "=accept", "=tempfail" or "=reject" overriding milter_default_action
+ * for that milter (the order of enum conf_milter_action).
+ */
+static int
+milter_item(const char *tok, struct scan_endpoint *e, const char **why)
+{
+	static const char *const act[] = { "accept", "tempfail", "reject" };
+	char		 spec[CONF_TOKEN_MAX];
+	const char	*eq = strrchr(tok, '=');
+	size_t		 i, n = strlen(tok);
+	int		 a = -1;
+
+	if (eq != NULL) {
+		for (i = 0; i < sizeof(act) / sizeof(act[0]); i++)
+			if (strcmp(eq + 1, act[i]) == 0)
+				a = (int)i;
+		if (a == -1) {
+			*why = "the action after '=' is accept, tempfail or "
+			    "reject";
+			return -1;
+		}
+		n = (size_t)(eq - tok);
+	}
+	if (n >= sizeof(spec)) {
+		*why = "too long";
+		return -1;
+	}
+	memcpy(spec, tok, n);
+	spec[n] = '\0';
+	if (config_parse_endpoint(spec, e, why) == -1)
+		return -1;
+	e->action = a;
+	return 0;
 }

@@ -91,6 +91,35 @@ enum fcrdns_mode {
 	FCRDNS_REJECT	/* 550 5.7.25, 450 4.7.25 on DNS errors */
 };
 
+/* scanner endpoints: clamd_socket, milters (config_parse_endpoint) */
+#define CONF_ENDPOINT_TEXT	128
+#define CONF_MILTERS_MAX	8
+
+/* clamd: what to do when the scanner fails (off = no scanning) */
+enum conf_clamd {
+	CONF_CLAMD_OFF,
+	CONF_CLAMD_TEMPFAIL,
+	CONF_CLAMD_ACCEPT
+};
+
+/* milter_default_action: a milter that is down or misbehaves */
+enum conf_milter_action {
+	CONF_MILTER_ACCEPT,
+	CONF_MILTER_TEMPFAIL,
+	CONF_MILTER_REJECT
+};
+
+/* a unix or TCP socket of a content scanner (clamd, a milter) */
+struct scan_endpoint {
+	struct sockaddr_storage	 ss;	/* AF_UNIX, AF_INET or AF_INET6 */
+	socklen_t		 sslen;
+	char			 text[CONF_ENDPOINT_TEXT]; /* as written,
+						   without "=action" */
+	int			 action;  /* milters: enum
+					     conf_milter_action; -1 =
+					     milter_default_action */
+};
+
 enum outbound_tls {
 	OTLS_MAY,
 	OTLS_ENCRYPT,
@@ -196,6 +225,24 @@ struct config {
 	int			 header_from_check; /* local From: refused */
 	char			*relay_recipients_file; /* file or dir */
 	struct rcptmap		*relay_rcpts;	/* loaded from it, or NULL */
+
+	size_t			 min_free_space; /* spool; 0 = no check */
+	int			 sandbox;	/* seccomp on smtp-in/-out */
+
+	/* content scanners: common/clamd.h, common/milter.h */
+	struct scan_endpoint	 clamd_socket;
+	int			 has_clamd_socket;
+	int			 clamd;		/* enum conf_clamd */
+	time_t			 clamd_timeout;	/* connect, each read and
+						   write */
+	size_t			 clamd_max_size; /* octets sent, at most */
+	struct scan_endpoint	*milters;	/* in order */
+	size_t			 nmilters;
+	int			 milter_default_action; /* enum
+						   conf_milter_action */
+	time_t			 milter_connect_timeout; /* + negotiation */
+	time_t			 milter_command_timeout; /* per reply */
+	time_t			 milter_content_timeout; /* body, EOM */
 };
 
 /*
@@ -252,5 +299,13 @@ int	config_parse_hostport(const char *, unsigned defport,
 int	config_parse_nexthop(const char *, struct nexthop *,
 	    const char **why);
 int	cidr_match(const struct cidr *, const struct sockaddr *);
+/*
+ * config_parse_endpoint - a scanner socket: "unix:/path", "local:/path",
+ * "/path", "inet:host:port", "inet:port@host" (sendmail), "inet6:..."
+ * or "host:port", "[v6]:port"; numeric addresses only, port required.
+ * 0, or -1 with *why set.  e->action is set to -1.
+ */
+int	config_parse_endpoint(const char *, struct scan_endpoint *,
+	    const char **why);
 
 #endif

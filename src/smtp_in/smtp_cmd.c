@@ -41,6 +41,7 @@
 #include "../common/config.h"
 #include "../common/rcptmap.h"
 #include "../common/stats.h"
+#include "smtp_disk.h"
 #include "smtp_in.h"
 
 /* verb flags */
@@ -379,6 +380,11 @@ cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	if (ma.has_size && ma.size > conf->message_size_limit) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	/* spool below min_free_space (smtp_disk.c; RFC 3463 3.4) */
+	if (smtp_disk_refuse(ma.has_size ? ma.size : 0)) {
+		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 		return;
 	}
 	if (!ma.null_sender) {

@@ -39,6 +39,7 @@
 #include "../common/config.h"
 #include "../common/role.h"
 #include "../common/stats.h"
+#include "smtp_disk.h"
 #include "smtp_in.h"
 
 #define ACCEPT_BATCH	64	/* accepts per listener wakeup */
@@ -112,6 +113,8 @@ smtp_in_run(struct role_ctx *ctx)
 		fatal("smtp-in: commit threads");
 	if (srv->conf->authdb != NULL && smtp_auth_init(srv->base) == -1)
 		fatal("smtp-in: auth threads");
+	if (smtp_disk_init(srv->base, srv->conf) == -1)
+		fatalx("smtp-in: cannot watch the spool's free space");
 
 	nlev = ctx->nlisteners;
 	if ((lev = calloc(nlev ? nlev : 1, sizeof(*lev))) == NULL)
