@@ -1276,7 +1276,8 @@ def perf_summary(data, roles):
             "work under it)", "", "```"]
     for ln in perf_report(data, "--children", "-g", "none", "--sort",
                           "sym", "--percent-limit", "0.5"):
-        if re.search(r"\[k\] (__x64_sys_\w+|do_syscall_64)$", ln):
+        if re.search(r"\[k\] (__x64_sys_\w+|__do_sys_\w+|ksys_\w+|"
+                     r"__sys_\w+|do_writev|do_readv|do_syscall_64)$", ln):
             out.append(ln)
     out += ["```"]
     return out
