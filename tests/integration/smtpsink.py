@@ -30,6 +30,8 @@ Options (all optional):
     tls_context   ssl.SSLContext (server side): advertise STARTTLS
     starttls_code (code, text) answered to STARTTLS instead of 220
                   (a refusing server); default None
+    starttls_inject  octets sent in clear right behind the 220 to
+                  STARTTLS, in the same write (a response injection)
     chunking      advertise CHUNKING and accept BDAT (default True)
     pipelining    advertise PIPELINING (default True)
     eightbitmime  advertise 8BITMIME (default True)
@@ -146,7 +148,7 @@ class _Session:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def send(self, code, text, more=()):
+    def send(self, code, text, more=(), extra=b""):
         if self.sink.delay:
             time.sleep(self.sink.delay)
         lines = [text] + list(more)
@@ -154,7 +156,7 @@ class _Session:
         for i, t in enumerate(lines):
             sep = "-" if i < len(lines) - 1 else " "
             out += ("%03d%s%s\r\n" % (code, sep, t)).encode()
-        self.sock.sendall(out)
+        self.sock.sendall(out + extra)
 
     # ---- protocol --------------------------------------------------
 
@@ -221,7 +223,9 @@ class _Session:
         if self.sink.starttls_code is not None:
             self.send(*_reply_of(self.sink.starttls_code, None))
             return None
-        self.send(220, "2.0.0 go ahead")
+        # starttls_inject: plaintext sent in the same write as the 220,
+        # which a client must throw away (RFC 3207 4.2, CVE-2011-1431)
+        self.send(220, "2.0.0 go ahead", extra=self.sink.starttls_inject)
         self.sock = self.sink.tls_context.wrap_socket(self.sock,
                                                       server_side=True)
         self.tls, self.helo, self.txn, self.buf = True, None, None, b""
@@ -380,7 +384,7 @@ class SmtpSink:
                  tls_context=None, chunking=True, max_line=100000,
                  io_timeout=60, pipelining=True, eightbitmime=True,
                  smtputf8=False, size=DEFAULT_SIZE, starttls_code=None,
-                 ehlo=True):
+                 ehlo=True, starttls_inject=b""):
         self.host = host
         self.hostname = hostname
         self.greeting = _reply_of(greeting, (220, "ESMTP sink"))
@@ -399,6 +403,7 @@ class SmtpSink:
         self.ehlo = ehlo
         self.size = size
         self.starttls_code = starttls_code
+        self.starttls_inject = starttls_inject
         self.max_line = max_line
         self.io_timeout = io_timeout
         self.lock = threading.Lock()

@@ -656,6 +656,31 @@ def test_connection_reuse(net):
     assert len({t.conn for t in n.sink(4).received()}) <= 2
 
 
+def test_idle_cached_connection_closed_with_quit(net):
+    n = net(domains={"idle.test": [("MX", 10, host(4))]}, sinks={4: {}},
+            smtp_connection_cache_time="1s")
+    qid = submit(n.m, ["u@idle.test"], msg("idle"))
+    s = n.sink(4)
+    s.wait(1, timeout=WAIT)
+    wait_removed(n.m, qid, 1, 0)
+    # after the cache time the session ends politely (RFC 5321 4.1.1.10)
+    wait_until(lambda: s.active == 0, 5 * moatlib.SLOW, "the idle session "
+               "to end")
+    assert s.verbs()[-1] == "QUIT", s.commands
+
+
+def test_more_recipients_than_one_transaction_takes(net):
+    # OUT_RCPT_MAX (50) per transaction: 60 recipients are two
+    n = net(domains={"many.test": [("MX", 10, host(4))]}, sinks={4: {}})
+    rc = ["u%02d@many.test" % i for i in range(60)]
+    qid = submit(n.m, rc, msg("many"))
+    s = n.sink(4)
+    s.wait(2, timeout=WAIT)
+    wait_removed(n.m, qid, 60, 0)
+    assert sorted(len(t.rcpts) for t in s.received()) == [10, 50]
+    assert sorted(s.accepted_rcpts()) == rc
+
+
 def test_destination_concurrency_limit(net):
     n = net(domains={"conc.test": [("MX", 10, host(4))]},
             sinks={4: dict(delay=0.1)},

@@ -22,7 +22,7 @@ import pytest
 
 from moatlib import wait_until
 import test_outbound
-from test_outbound import (RETRY_NEVER, WAIT, host, msg, submit,
+from test_outbound import (RETRY_NEVER, WAIT, host, msg, results, submit,
                            wait_removed, wait_result)
 from test_queue_ctl import ctl_ok
 from testca import TestCA
@@ -182,6 +182,41 @@ def test_verify_bad_certificate_defers_nothing_sent(net, ca, cert):
     # still queued, with its state (written right after the log line)
     wait_until(lambda: n.m.spool_files("queue") == [qid, qid + ".state"],
                5, "the deferred message and its state in the queue")
+
+
+def test_verify_skips_mx_with_bad_certificate(net, ca):
+    # MX 10 shows a self-signed certificate, MX 20 a good one
+    n = net(start=False, domains={"ver.test": [("MX", 10, host(2)),
+                                               ("MX", 20, host(3))]},
+            sinks={2: dict(tls_context=TestCA.server_context(
+                *ca.self_signed(host(2)))),
+                   3: tls_sink(ca, host(3))},
+            **RETRY_NEVER)
+    start(n, ["ver.test verify"], tls_ca_file=str(ca.cert))
+    qid = submit(n.m, ["u@ver.test"], msg("verify-fallback"))
+    t = n.sink(3).wait(1, timeout=WAIT)[0]
+    assert t.tls, t
+    f = wait_result(n.m, qid, "u@ver.test", "sent")
+    assert f["relay"].startswith(host(3) + "["), f
+    assert n.sink(2).connections >= 1
+    for v in ("MAIL", "RCPT", "DATA", "BDAT"):
+        assert v not in n.sink(2).verbs(), n.sink(2).commands
+    assert_tls_fields(f, verified="yes")
+
+
+def test_starttls_response_injection_ignored(net, ca):
+    # plaintext behind the 220 must not be read as an answer inside TLS
+    opts = tls_sink(ca, host(2))
+    opts["starttls_inject"] = b"554 5.7.0 injected refusal\r\n"
+    n = net(domains={"inj.test": [("MX", 10, host(2))]}, sinks={2: opts})
+    qid = submit(n.m, ["u@inj.test"], msg("inject"))
+    # delivered (inside TLS, or in clear after an aborted handshake
+    # under "may"), never bounced with the injected words
+    n.sink(2).wait(1, timeout=WAIT)
+    wait_removed(n.m, qid, 1, 0)
+    assert not [f for f in results(n.m, qid)
+                if f["status"] != "sent" or "injected" in f.get("reason",
+                                                               "")]
 
 
 def test_global_encrypt_with_may_exception(net, ca):
