@@ -11,6 +11,14 @@
  * non-blocking send, no session) and is closed.  Per-address counts
  * live in a small hash table, one entry per address with sessions.
  *
+ * Out of descriptors (EMFILE, ENFILE), a pending client would stay in
+ * the backlog and wake the loop again at once.  One descriptor is kept
+ * in reserve for that case (the "idle fd" of libev and nginx): it is
+ * closed, the client accepted, told "421 4.3.2 System not accepting
+ * network messages" (RFC 3463 3.3) and closed, and the reserve opened
+ * again.  Existing sessions go on.  If even that fails, or memory runs
+ * out, accepting pauses for ACCEPT_PAUSE seconds rather than spin.
+ *
  * Signals, through the loop:
  *   SIGTERM (and SIGINT): close the listeners, 421 4.3.2 to every
  *     session, abort unfinished transactions; a message with the
@@ -25,6 +33,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +56,15 @@
 #define ACCEPT_PAUSE	1	/* seconds without accept after EMFILE */
 #define DEF_CMD_TIMEOUT	300
 #define DEF_DATA_TIMEOUT 600
+#define REFUSE_BUSY	"421 4.7.0 Too many connections\r\n"
+#define REFUSE_NOFILE	"421 4.3.2 System not accepting network messages\r\n"
 
 static void	server_accept(evutil_socket_t, short, void *);
 static void	server_new_conn(struct listener *, int,
 		    struct sockaddr_storage *);
 static void	server_refuse(int, const struct sockaddr_storage *,
-		    const char *);
+		    const char *, const char *);
+static int	server_refuse_nofile(int);
 static void	server_close_listeners(void);
 static void	server_pause_accept(void);
 static void	server_resume_accept(evutil_socket_t, short, void *);
@@ -73,6 +85,7 @@ static struct event	**lev;		/* one per listener, NULL once closed */
 static size_t		 nlev;
 static struct event	*resume_ev;
 static struct event	*grace_ev;
+static int		 reserve_fd = -1;	/* spare for EMFILE */
 
 /*
  * smtp_in_run - the smtp-in role's main; never returns.
@@ -137,6 +150,10 @@ smtp_in_run(struct role_ctx *ctx)
 	if ((resume_ev = evtimer_new(srv->base, server_resume_accept,
 	    NULL)) == NULL)
 		fatalx("smtp-in: evtimer_new");
+	/* cwd is the spool, chrooted or not */
+	if ((reserve_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1)
+		fatal("smtp-in: reserve descriptor");
 
 	log_info("event=start listeners=%zu tls=%s max_connections=%zu "
 	    "max_connections_per_ip=%zu auth_users=%zu", nlev,
@@ -174,6 +191,11 @@ server_accept(evutil_socket_t fd, short what, void *arg)
 			return;
 		case EMFILE:
 		case ENFILE:
+			if (server_refuse_nofile(fd) == 0)
+				continue;
+			log_warn("event=error error=accept");
+			server_pause_accept();
+			return;
 		case ENOBUFS:
 		case ENOMEM:
 			log_warn("event=error error=accept");
@@ -204,7 +226,7 @@ server_new_conn(struct listener *l, int fd, struct sockaddr_storage *ss)
 	}
 	if (srv->conf->max_connections != 0 &&
 	    srv->nsessions >= srv->conf->max_connections) {
-		server_refuse(fd, ss, "max_connections");
+		server_refuse(fd, ss, "max_connections", REFUSE_BUSY);
 		return;
 	}
 	if ((ipc = ipcount_get(ss)) == NULL) {
@@ -214,7 +236,7 @@ server_new_conn(struct listener *l, int fd, struct sockaddr_storage *ss)
 	}
 	if (srv->conf->max_connections_per_ip != 0 &&
 	    ipc->n >= srv->conf->max_connections_per_ip) {
-		server_refuse(fd, ss, "max_connections_per_ip");
+		server_refuse(fd, ss, "max_connections_per_ip", REFUSE_BUSY);
 		return;
 	}
 	/* replies leave in whole batches; Nagle would only delay them */
@@ -250,11 +272,36 @@ server_new_conn(struct listener *l, int fd, struct sockaddr_storage *ss)
 	smtp_session_start(s, bev);
 }
 
-/* server_refuse - over a connection limit: one 421, no session */
-static void
-server_refuse(int fd, const struct sockaddr_storage *ss, const char *why)
+/*
+ * server_refuse_nofile - out of descriptors: give the reserve to one
+ * pending client for its 421.  0 if a client was refused (try the
+ * next), -1 if not (none pending, or the reserve is gone: pause).
+ */
+static int
+server_refuse_nofile(int lfd)
 {
-	static const char	 msg[] = "421 4.7.0 Too many connections\r\n";
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	int			 cfd;
+
+	if (reserve_fd == -1)
+		return -1;
+	close(reserve_fd);
+	cfd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd != -1) {
+		addr_unmap(&ss);
+		server_refuse(cfd, &ss, "out_of_files", REFUSE_NOFILE);
+	}
+	reserve_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return cfd != -1 && reserve_fd != -1 ? 0 : -1;
+}
+
+/* server_refuse - over a limit: one 421 (msg), no session */
+static void
+server_refuse(int fd, const struct sockaddr_storage *ss, const char *why,
+    const char *msg)
+{
 	char			 text[INET6_ADDRSTRLEN];
 	const void		*a;
 
@@ -265,7 +312,7 @@ server_refuse(int fd, const struct sockaddr_storage *ss, const char *why)
 	    sin_addr;
 	if (inet_ntop(ss->ss_family, a, text, sizeof(text)) == NULL)
 		memcpy(text, "unknown", sizeof("unknown"));
-	(void)send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 	STATS_ADD(conn_refused, 1);
 	log_info("event=refused client=%s reason=%s", text, why);
