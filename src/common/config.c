@@ -263,6 +263,16 @@ static const struct keyword keywords[] = {
 	    "off", 0, 0, 0 },
 	{ "greet_delay",	KW_DURATION,	OFF(greet_delay), 0,
 	    "0s", 0, MINUTE, 0 },
+	{ "greylist",		KW_BOOL,	OFF(greylist), 0,
+	    "no", 0, 0, 0 },
+	{ "greylist_auto_allow", KW_COUNT,	OFF(greylist_auto_allow), 0,
+	    "5", 0, 1000, 0 },
+	{ "greylist_delay",	KW_DURATION,	OFF(greylist_delay), 0,
+	    "5m", 1, DAY, 0 },
+	{ "greylist_max_age",	KW_DURATION,	OFF(greylist_max_age), 0,
+	    "35d", 1, 365 * DAY, 0 },
+	{ "greylist_retry_window", KW_DURATION, OFF(greylist_retry_window), 0,
+	    "2d", 1, 30 * DAY, 0 },
 	{ "header_from_check",	KW_BOOL,	OFF(header_from_check), 0,
 	    "yes", 0, 0, 0 },
 	{ "helo_checks",	KW_BOOL,	OFF(helo_checks), 0,
@@ -316,6 +326,16 @@ static const struct keyword keywords[] = {
 	    "5d", 1, 100 * DAY, 0 },
 	{ "rate_window",	KW_DURATION,	OFF(rate_window), 0,
 	    "1m", 1, DAY, 0 },
+	{ "recipient_verify",	KW_CHOICE,	OFF(recipient_verify), 0,
+	    "off", 0, 0, 0 },
+	{ "recipient_verify_failure", KW_CHOICE,
+	    OFF(recipient_verify_failure), 0, "tempfail", 0, 0, 0 },
+	{ "recipient_verify_negative_ttl", KW_DURATION,
+	    OFF(recipient_verify_negative_ttl), 0, "10m", 0, 7 * DAY, 0 },
+	{ "recipient_verify_positive_ttl", KW_DURATION,
+	    OFF(recipient_verify_positive_ttl), 0, "1h", 0, 30 * DAY, 0 },
+	{ "recipient_verify_timeout", KW_DURATION,
+	    OFF(recipient_verify_timeout), 0, "30s", 1, 10 * MINUTE, 0 },
 	{ "reject_delay",	KW_DURATION,	OFF(reject_delay), 0,
 	    "0s", 0, MINUTE, 0 },
 	{ "relay_host",		KW_NEXTHOP,	OFF(relay_host),
@@ -363,6 +383,10 @@ static const struct keyword keywords[] = {
 	    "5m", 1, DAY, 0 },
 	{ "smtps_listen",	KW_ADDRS,	OFF(smtps_listen),
 	    OFF(nsmtps_listen), NULL, 0, 16, 465 },
+	/* tag: Authentication-Results only; rejecting on fail breaks
+	   forwarded mail (RFC 7208 9.2), so that is the admin's choice */
+	{ "spf",		KW_CHOICE,	OFF(spf), 0,
+	    "tag", 0, 0, 0 },
 	{ "spool_dir",		KW_PATH,	OFF(spool_dir), 0,
 	    "/var/spool/moat", 0, 0, 0 },
 	{ "submission_listen",	KW_ADDRS,	OFF(submission_listen),
@@ -1534,6 +1558,10 @@ static const char *const *
 kw_choices(const struct keyword *kw)
 {
 	static const char *const fcrdns[] = { "off", "warn", "reject", NULL };
+	/* the orders of enum spf_mode, rcpt_verify_mode, rv_failure */
+	static const char *const spf[] = { "off", "tag", "reject_fail", NULL };
+	static const char *const rverify[] = { "off", "callout", NULL };
+	static const char *const rvfail[] = { "tempfail", "accept", NULL };
 	/* the orders of enum conf_clamd and enum conf_milter_action */
 	static const char *const clamd[] = { "off", "tempfail", "accept",
 	    NULL };
@@ -1547,6 +1575,12 @@ kw_choices(const struct keyword *kw)
 
 	if (strcmp(kw->name, "fcrdns") == 0)
 		return fcrdns;
+	if (strcmp(kw->name, "spf") == 0)
+		return spf;
+	if (strcmp(kw->name, "recipient_verify") == 0)
+		return rverify;
+	if (strcmp(kw->name, "recipient_verify_failure") == 0)
+		return rvfail;
 	panic("config: no choices for %s", kw->name);
 }
 

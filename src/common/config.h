@@ -84,6 +84,26 @@ struct transport_map {
 	size_t			 n;
 };
 
+/* spf: SPF of the sender (RFC 7208; smtp_policy.c, common/spf.h) */
+enum spf_mode {
+	SPF_MODE_OFF,
+	SPF_MODE_TAG,		/* Authentication-Results header and log */
+	SPF_MODE_REJECT_FAIL	/* and 550 5.7.23 on fail, 451 4.7.24 on
+				   temperror (RFC 7372 3.2) */
+};
+
+/* recipient_verify: callout to the internal next hop (smtp_callout.c) */
+enum rcpt_verify_mode {
+	RV_OFF,
+	RV_CALLOUT
+};
+
+/* recipient_verify_failure: the probe got no definite answer */
+enum rv_failure {
+	RV_FAIL_TEMPFAIL,	/* 450 4.1.1 */
+	RV_FAIL_ACCEPT
+};
+
 /* fcrdns: forward-confirmed reverse DNS of the client (smtp_policy.c) */
 enum fcrdns_mode {
 	FCRDNS_OFF,
@@ -225,6 +245,17 @@ struct config {
 	int			 header_from_check; /* local From: refused */
 	char			*relay_recipients_file; /* file or dir */
 	struct rcptmap		*relay_rcpts;	/* loaded from it, or NULL */
+	int			 spf;		/* enum spf_mode */
+	int			 recipient_verify; /* enum rcpt_verify_mode */
+	int			 recipient_verify_failure; /* enum rv_failure */
+	time_t			 recipient_verify_positive_ttl;
+	time_t			 recipient_verify_negative_ttl;
+	time_t			 recipient_verify_timeout; /* whole probe */
+	int			 greylist;
+	time_t			 greylist_delay;	/* before a retry */
+	time_t			 greylist_retry_window;	/* retry within */
+	time_t			 greylist_max_age;	/* passed triplets */
+	size_t			 greylist_auto_allow;	/* passes; 0 off */
 
 	size_t			 min_free_space; /* spool; 0 = no check */
 	int			 sandbox;	/* seccomp on smtp-in/-out */
