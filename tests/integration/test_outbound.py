@@ -341,6 +341,19 @@ def test_mx_with_aaaa_only(net):
     assert n.dns.count(host("v6"), "AAAA") >= 1
 
 
+def test_dual_stack_mx_host_ipv6_first(net):
+    # docs/configuration.md: each host's addresses in turn, IPv6 first
+    n = net(domains={"dual.test": {
+        "dual.test": [("MX", 10, "mx.dual.test")],
+        "mx.dual.test": [("A", addr(4)), ("AAAA", "::1")]}},
+        sinks={"v6": {}, 4: {}})
+    qid = submit(n.m, ["u@dual.test"], msg("dual"))
+    n.sink("v6").wait(1, timeout=WAIT)
+    f = wait_result(n.m, qid, "u@dual.test", "sent")
+    assert f["relay"].startswith("mx.dual.test[") and "::1" in f["relay"], f
+    assert n.sink(4).connections == 0
+
+
 # ---- DNS failures ----------------------------------------------------
 
 def test_null_mx_bounces_at_once(net):
