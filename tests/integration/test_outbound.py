@@ -267,14 +267,16 @@ def assert_no_more(sink, count, settle=1.5):
 # ---- next hop: MX order, implicit MX, AAAA ---------------------------
 
 def test_mx_preference_and_fallback(net):
-    # MX 10 refuses the connection (nothing on 127.0.0.2), MX 20 greets
-    # with 421 and closes, MX 30 takes the mail: once.
+    # MX 10 refuses the connection (nothing on 127.0.0.2), MX 15 closes
+    # without a greeting, MX 20 greets with 421 and closes, MX 30 takes
+    # the mail: once.
     n = net(domains={"pref.test": [("MX", 30, host(4)),
                                    ("MX", 10, host(2)),
-                                   ("MX", 20, host(3))]},
+                                   ("MX", 20, host(3)),
+                                   ("MX", 15, host(5))]},
             sinks={3: dict(greeting=(421, "4.3.2 too busy"),
                            drop_at="greeting"),
-                   4: {}})
+                   4: {}, 5: dict(drop_at="connect")})
     qid = submit(n.m, ["u@pref.test"], msg("pref"))
     t = n.sink(4).wait(1, timeout=WAIT)[0]
     f = wait_result(n.m, qid, "u@pref.test", "sent")
@@ -284,10 +286,13 @@ def test_mx_preference_and_fallback(net):
     assert t.rcpts == ["u@pref.test"] and t.mail_from == SENDER, t
     assert t.helo == moatlib.HOSTNAME, t
     assert t.peer[0] == "127.0.0.1"
-    # MX 20 was tried before MX 30 and got nothing after its greeting
-    s3 = n.sink(3)
-    assert s3.connections >= 1
-    assert s3.connect_times[0] <= n.sink(4).connect_times[0]
+    # MX 15 and 20 were tried, in order, before MX 30, and got nothing
+    # after the greeting
+    s3, s5 = n.sink(3), n.sink(5)
+    assert s3.connections >= 1 and s5.connections >= 1
+    assert s5.connect_times[0] <= s3.connect_times[0] <= \
+        n.sink(4).connect_times[0]
+    assert s5.verbs() == []
     assert s3.verbs() == [] and s3.received() == []
     assert_no_more(n.sink(4), 1)
     assert n.dns.count("pref.test", "MX") >= 1
