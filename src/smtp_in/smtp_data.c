@@ -48,6 +48,7 @@
 
 static int	txn_open(struct smtp_session *);
 static int	received_header(struct smtp_session *, struct smtp_txn *);
+static int	auth_results(struct smtp_session *, struct smtp_txn *);
 static size_t	rfc5322_date(time_t, char *, size_t);
 static void	field_copy(char *, size_t, const char *);
 static int	data_out(void *, const char *, size_t);
@@ -406,7 +407,7 @@ txn_open(struct smtp_session *s)
 		return -1;
 	}
 	t->flags |= TF_OPEN;
-	if (received_header(s, t) == -1) {
+	if (received_header(s, t) == -1 || auth_results(s, t) == -1) {
 		log_warn("event=error qid=%s client=%s error=spool_write",
 		    e->qid, s->addrtext);
 		data_drop_file(t);
@@ -450,6 +451,22 @@ received_header(struct smtp_session *s, struct smtp_txn *t)
 	if (r < 0 || (size_t)r >= sizeof(h))
 		return -1;
 	return spool_msg_write(&t->msg, h, (size_t)r);
+}
+
+/*
+ * auth_results - the Authentication-Results header of the policy
+ * checks (SPF, smtp_policy.c), right below our Received header (RFC
+ * 8601 5: added at the top, by the host that ran the checks)
+ */
+static int
+auth_results(struct smtp_session *s, struct smtp_txn *t)
+{
+	char	 h[HDR_MAX];
+	size_t	 n;
+
+	if ((n = smtp_policy_auth_results(s, h, sizeof(h))) == 0)
+		return 0;
+	return spool_msg_write(&t->msg, h, n);
 }
 
 /* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */

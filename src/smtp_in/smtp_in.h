@@ -280,6 +280,7 @@ void	smtp_policy_error(struct smtp_session *);
 void	smtp_policy_free(struct smtp_session *);
 void	smtp_policy_content(struct smtp_session *, const char *, size_t);
 const char *smtp_policy_data_verdict(struct smtp_session *);
+size_t	smtp_policy_auth_results(struct smtp_session *, char *, size_t);
 /*
  * smtp_policy_helo_syntax - is a HELO argument a host name (LDH
  * labels) or an address literal (RFC 5321 4.1.3)?  Pure, for tests.

@@ -15,13 +15,20 @@
  *            on (helo_checks); rhsbl on the name; helo_resolvable;
  *   MAIL     msg_rate_limit; rhsbl on the sender domain; the sender
  *            domain must have MX or A/AAAA (sender_resolvable), no null
- *            MX (RFC 7505).
+ *            MX (RFC 7505); SPF (RFC 7208, common/spf.c) of the sender
+ *            domain, of the HELO name for the null sender (spf).
  * The verdict is given at RCPT, after the relay policy, so that
  * postmaster (exempt, RFC 5321 4.5.1) is still reachable and the log
  * names sender and recipient.  A RCPT that arrives while lookups are
  * still out waits for them (smtp_policy_hold): the line stays in the
  * input buffer, reading stops (SF_POLWAIT) and the last answer resumes
  * the session; dns.c bounds every lookup by policy_dns_timeout.
+ *
+ * SPF: the result is logged (event=spf) once per MAIL and goes into an
+ * Authentication-Results header (RFC 8601) that smtp_data.c writes
+ * below its Received header; with spf = reject_fail, a "fail" gets
+ * 550 5.7.23 and a "temperror" 451 4.7.24 at RCPT (RFC 7372 3.2).
+ * The whole evaluation is bounded by policy_dns_timeout.
  *
  * Blocklists: each listed answer adds the list's weight; at
  * dnsbl_threshold the client gets 554 5.7.1 naming the first list that
@@ -65,6 +72,7 @@
 #include "../common/config.h"
 #include "../common/dns.h"
 #include "../common/dnsbl.h"
+#include "../common/spf.h"
 #include "../common/stats.h"
 #include "smtp_in.h"
 
@@ -74,6 +82,7 @@
 #define RATE_BUCKETS	4096
 #define RATE_MAX	65536	/* addresses tracked at once */
 #define LOG_NAME_MAX	300
+#define SPF_ID_MAX	(ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 16)
 
 enum pq_kind {
 	PQ_DNSBL,	/* client address in a dnsbl */
@@ -129,6 +138,12 @@ struct smtp_policy {
 	char			 from[DNS_NAME_MAX + 1];
 	int			 hfrom_on;	/* this transaction */
 	struct smtp_hfrom	 hfrom;
+	struct spf_check	*spf;		/* in flight, or NULL */
+	enum pol_result		 spf_state;	/* PR_NONE, _PENDING, _PASS */
+	enum spf_result		 spf_res;	/* once PR_PASS (= known) */
+	int			 spf_helo;	/* identity: HELO, not MAIL */
+	char			 spf_sender[SPF_ID_MAX];
+	char			 spf_why[SPF_WHY_MAX];
 };
 
 /* smtp_hfrom states: where in the header section, where in a value */
@@ -165,6 +180,11 @@ static int	verdict_dnsbl(struct smtp_policy *);
 static int	verdict_fcrdns(struct smtp_policy *);
 static int	verdict_helo(struct smtp_policy *);
 static int	verdict_sender(struct smtp_policy *);
+static int	verdict_spf(struct smtp_policy *);
+static void	spf_start(struct smtp_policy *, const struct addr *);
+static void	spf_done(enum spf_result, const char *, void *);
+static void	spf_clean(const char *, char *, size_t);
+static int	local_is_atext(const char *, size_t);
 static void	bl_start(struct smtp_policy *, enum pq_kind, const char *,
 		    size_t);
 static const char *helo_check(struct smtp_session *, const char *, size_t);
@@ -348,6 +368,7 @@ smtp_policy_mail(struct smtp_session *s, const struct addr *a)
 	memset(&p->bl_from, 0, sizeof(p->bl_from));
 	p->sender = PR_NONE;
 	p->from[0] = '\0';
+	spf_start(p, a);
 	if (a == NULL || a->domain == NULL || (a->flags & ADDR_LITERAL))
 		return 0;
 	len = a->domainlen;
@@ -376,7 +397,8 @@ smtp_policy_rcpt(struct smtp_session *s, int postmaster)
 	if (p == NULL || postmaster || (s->flags & (SF_RELAY | SF_AUTH)))
 		return 0;
 	if (verdict_dnsbl(p) == -1 || verdict_fcrdns(p) == -1 ||
-	    verdict_helo(p) == -1 || verdict_sender(p) == -1) {
+	    verdict_helo(p) == -1 || verdict_sender(p) == -1 ||
+	    verdict_spf(p) == -1) {
 		STATS_ADD(policy_rejected, 1);
 		return -1;
 	}
@@ -526,7 +548,8 @@ static int
 policy_needs_dns(const struct config *c)
 {
 	return c->ndnsbl > 0 || c->nrhsbl > 0 || c->fcrdns != FCRDNS_OFF ||
-	    c->helo_resolvable || c->sender_resolvable;
+	    c->helo_resolvable || c->sender_resolvable ||
+	    c->spf != SPF_MODE_OFF || c->recipient_verify == RV_CALLOUT;
 }
 
 /*
@@ -695,6 +718,12 @@ query_cancel(struct smtp_policy *p, int group)
 		LIST_REMOVE(pq, entry);
 		p->npending--;
 		free(pq);
+	}
+	/* SPF belongs to MAIL */
+	if (group != 0 && p->spf != NULL) {
+		spf_cancel(p->spf);
+		p->spf = NULL;
+		p->npending--;
 	}
 }
 
@@ -935,6 +964,167 @@ verdict_sender(struct smtp_policy *p)
 		smtp_reply_error(s, "550 5.1.8 Sender address rejected: "
 		    "domain %s not found", p->from);
 	return -1;
+}
+
+/* ---- SPF -------------------------------------------------------- */
+
+/*
+ * spf_start - check_host() for this MAIL: the sender's domain, or for
+ * the null sender "postmaster@" the HELO name (RFC 7208 2.4).  An
+ * address literal or a HELO that is not a name has no SPF identity.
+ */
+static void
+spf_start(struct smtp_policy *p, const struct addr *a)
+{
+	const struct config	*conf = smtp_srv->conf;
+	struct spf_request	 req;
+	int			 r;
+
+	p->spf_state = PR_NONE;
+	p->spf_helo = a == NULL;
+	p->spf_why[0] = '\0';
+	if (conf->spf == SPF_MODE_OFF || !policy_dns)
+		return;
+	if (a != NULL) {
+		if (a->domain == NULL || (a->flags & ADDR_LITERAL))
+			return;
+		r = snprintf(p->spf_sender, sizeof(p->spf_sender), "%.*s@%.*s",
+		    (int)a->locallen, a->local, (int)a->domainlen, a->domain);
+	} else {
+		if (p->helo[0] == '\0')
+			return;
+		r = snprintf(p->spf_sender, sizeof(p->spf_sender),
+		    "postmaster@%s", p->helo);
+	}
+	if (r < 0 || (size_t)r >= sizeof(p->spf_sender))
+		return;
+	memset(&req, 0, sizeof(req));
+	req.family = p->s->family;
+	memcpy(req.addr, p->s->addr, 16);
+	req.sender = p->spf_sender;
+	req.domain = strrchr(p->spf_sender, '@') + 1;
+	req.helo = p->s->helo != NULL ? p->s->helo : "";
+	req.ptrname = p->fc == PR_PASS ? p->fc_name : NULL;
+	req.rcvhost = conf->hostname;
+	req.timeout_ms = (unsigned)conf->policy_dns_timeout * 1000;
+	if ((p->spf = spf_check_start(smtp_srv->base, &req, spf_done, p)) ==
+	    NULL) {
+		log_warnx("event=error client=%s sid=%lu error=spf_start",
+		    p->s->addrtext, p->s->id);
+		p->spf_state = PR_PASS;
+		p->spf_res = SPF_TEMPERROR;
+		return;
+	}
+	p->spf_state = PR_PENDING;
+	p->npending++;
+}
+
+/* spf_done - the result: logged once, kept for RCPT and the header */
+static void
+spf_done(enum spf_result r, const char *why, void *arg)
+{
+	struct smtp_policy	*p = arg;
+	struct smtp_session	*s = p->s;
+	char			 id[LOG_NAME_MAX];
+
+	p->spf = NULL;
+	p->npending--;
+	p->spf_state = PR_PASS;
+	p->spf_res = r;
+	spf_clean(why, p->spf_why, sizeof(p->spf_why));
+	log_sanitize(p->spf_sender, strlen(p->spf_sender), id, sizeof(id));
+	log_info("event=spf client=%s identity=%s sender=<%s> result=%s "
+	    "why=\"%s\" sid=%lu", s->addrtext, p->spf_helo ? "helo" :
+	    "mailfrom", id, spf_result_str(r), p->spf_why, s->id);
+	if (p->npending == 0 && (s->flags & SF_POLWAIT)) {
+		s->flags &= ~SF_POLWAIT;
+		smtp_session_process(s);
+	}
+}
+
+/* verdict_spf - spf = reject_fail: "fail" and "temperror" refused */
+static int
+verdict_spf(struct smtp_policy *p)
+{
+	struct smtp_session	*s = p->s;
+	const char		*dom;
+
+	if (smtp_srv->conf->spf != SPF_MODE_REJECT_FAIL ||
+	    p->spf_state != PR_PASS || (p->spf_res != SPF_FAIL &&
+	    p->spf_res != SPF_TEMPERROR))
+		return 0;
+	dom = strrchr(p->spf_sender, '@') + 1;
+	log_info("event=reject type=spf client=%s domain=%s result=%s "
+	    "sid=%lu", s->addrtext, dom, spf_result_str(p->spf_res), s->id);
+	if (p->spf_res == SPF_TEMPERROR)
+		smtp_reply_error(s, "451 4.7.24 SPF check of %s failed "
+		    "temporarily, try again later", dom);
+	else
+		smtp_reply_error(s, "550 5.7.23 SPF check failed: %s does "
+		    "not allow [%s] to send its mail", dom, s->addrtext);
+	return -1;
+}
+
+/*
+ * smtp_policy_auth_results - the Authentication-Results header field
+ * (RFC 8601 2.2, 2.7.2) of the transaction's SPF result into out:
+ *   Authentication-Results: HOST; spf=pass (why) smtp.mailfrom=a@b
+ * Returns its length, 0 when there is none (SPF off, trusted client,
+ * no identity) or it does not fit.  A local part that is not a plain
+ * dot-atom in ASCII is left out (the property allows the domain alone).
+ */
+size_t
+smtp_policy_auth_results(struct smtp_session *s, char *out, size_t outsz)
+{
+	struct smtp_policy	*p = s->pol;
+	const char		*id, *at;
+	int			 r;
+
+	if (p == NULL || p->spf_state != PR_PASS || !policy_applies(s))
+		return 0;
+	id = p->spf_sender;
+	at = strrchr(id, '@');
+	if (p->spf_helo)
+		id = at + 1;
+	else if (!local_is_atext(id, (size_t)(at - id)))
+		id = at + 1;
+	r = snprintf(out, outsz, "Authentication-Results: %s;\r\n"
+	    "\tspf=%s (%s) smtp.%s=%s\r\n", smtp_srv->conf->hostname,
+	    spf_result_str(p->spf_res), p->spf_why,
+	    p->spf_helo ? "helo" : "mailfrom", id);
+	if (r < 0 || (size_t)r >= outsz)
+		return 0;
+	return (size_t)r;
+}
+
+/* spf_clean - a reason fit for a log value and a header comment */
+static void
+spf_clean(const char *in, char *out, size_t outsz)
+{
+	size_t	 o = 0;
+
+	for (; *in != '\0' && o + 1 < outsz; in++)
+		if (*in >= ' ' && *in <= '~' && strchr("\"\\()", *in) == NULL)
+			out[o++] = *in;
+	out[o] = '\0';
+}
+
+/* local_is_atext - a dot-atom of ASCII atext (RFC 5322 3.2.3) */
+static int
+local_is_atext(const char *p, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') ||
+		    (p[i] >= 'A' && p[i] <= 'Z') ||
+		    (p[i] >= '0' && p[i] <= '9') ||
+		    (p[i] != '\0' && strchr(".!#$%&'*+-/=?^_`{|}~", p[i]) !=
+		    NULL)))
+			return 0;
+	return 1;
 }
 
 /* ---- HELO ------------------------------------------------------- */
