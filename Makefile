@@ -179,6 +179,23 @@ integration: $(BUILD)/tools/dnsq
 integration-asan: $(BUILD)/asan/tools/dnsq
 # ---- end of DNS test driver ----------------------------------------------
 
+# ---- content scanner test driver ------------------------------------------
+# tests/tools/milterc drives src/common/milter.c and clamd.c against real
+# milters and clamd for tests/integration/test_clamd_milter.py.
+MILTERC_SRCS = tests/tools/milterc.c $(LIB_SRCS) $(COMMON_SRCS)
+
+$(BUILD)/tools/milterc: $(call obj,$(BUILD),$(MILTERC_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDHARDEN) -o $@ $^ $(LIBS)
+
+$(BUILD)/asan/tools/milterc: $(call obj,$(BUILD)/asan,$(MILTERC_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+integration: $(BUILD)/tools/milterc
+integration-asan: $(BUILD)/asan/tools/milterc
+# ---- end of content scanner test driver ----------------------------------
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # objects are never intermediate: keep them between runs
