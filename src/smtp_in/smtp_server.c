@@ -19,6 +19,15 @@
  * again.  Existing sessions go on.  If even that fails, or memory runs
  * out, accepting pauses for ACCEPT_PAUSE seconds rather than spin.
  *
+ * Command deadline: the bufferevent read timeout is an idle limit, and
+ * every octet restarts it, so a client trickling a byte a second
+ * ("slowloris") would hold its session for ever.  A sweep once a
+ * second gives each session awaiting a command line command_timeout
+ * from the previous command (or from the banner) to complete it (to
+ * the second above), then answers "421 4.4.2 Timeout" and closes.  Sessions the server itself
+ * holds (lookups, tarpit, greet delay, output backlog) are not timed.
+ * The clocks live in a table here, one small entry per session.
+ *
  * Signals, through the loop:
  *   SIGTERM (and SIGINT): close the listeners, 421 4.3.2 to every
  *     session, abort unfinished transactions; a message with the
@@ -35,8 +44,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -56,6 +67,8 @@
 #define ACCEPT_PAUSE	1	/* seconds without accept after EMFILE */
 #define DEF_CMD_TIMEOUT	300
 #define DEF_DATA_TIMEOUT 600
+#define CLOCK_BUCKETS	4096	/* command deadline table */
+#define SWEEP_INTERVAL	1	/* seconds between deadline sweeps */
 #define REFUSE_BUSY	"421 4.7.0 Too many connections\r\n"
 #define REFUSE_NOFILE	"421 4.3.2 System not accepting network messages\r\n"
 
@@ -77,6 +90,17 @@ static struct smtp_ipcount *ipcount_get(const struct sockaddr_storage *);
 static void	ipcount_put(struct smtp_ipcount *);
 static void	ipcount_gc(struct smtp_ipcount *);
 static size_t	compute_linecap(const struct config *);
+static void	server_sweep(evutil_socket_t, short, void *);
+static struct cmd_clock **clock_slot(const struct smtp_session *);
+static void	clock_forget(const struct smtp_session *);
+
+/* when the command a session is sending began to be awaited */
+struct cmd_clock {
+	struct cmd_clock		*next;
+	const struct smtp_session	*s;
+	unsigned			 ncmds;	/* s->ncmds at since */
+	time_t				 since;
+};
 
 struct smtp_server	*smtp_srv;
 static struct smtp_server srv_storage;
@@ -86,6 +110,8 @@ static size_t		 nlev;
 static struct event	*resume_ev;
 static struct event	*grace_ev;
 static int		 reserve_fd = -1;	/* spare for EMFILE */
+static struct event	*sweep_ev;
+static struct cmd_clock	*clock_table[CLOCK_BUCKETS];
 
 /*
  * smtp_in_run - the smtp-in role's main; never returns.
@@ -150,6 +176,10 @@ smtp_in_run(struct role_ctx *ctx)
 	if ((resume_ev = evtimer_new(srv->base, server_resume_accept,
 	    NULL)) == NULL)
 		fatalx("smtp-in: evtimer_new");
+	if ((sweep_ev = event_new(srv->base, -1, EV_PERSIST, server_sweep,
+	    NULL)) == NULL || event_add(sweep_ev,
+	    &(struct timeval){ SWEEP_INTERVAL, 0 }) == -1)
+		fatalx("smtp-in: cannot start the deadline sweep");
 	/* cwd is the spool, chrooted or not */
 	if ((reserve_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
 	    -1)
@@ -331,6 +361,7 @@ smtp_server_session_gone(struct smtp_session *s)
 	if (s->ipc != NULL)
 		ipcount_put(s->ipc);
 	s->ipc = NULL;
+	clock_forget(s);
 	server_maybe_exit();
 }
 
@@ -512,6 +543,79 @@ ipcount_gc(struct smtp_ipcount *ipc)
 		}
 	}
 	panic("ipcount_gc: entry not in its bucket");
+}
+
+/*
+ * server_sweep - the command deadline (see the top): a session whose
+ * command count has not moved for command_timeout while it was the
+ * client's turn gets 421 and is closed.
+ */
+static void
+server_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s;
+	struct cmd_clock	**pp, *c;
+	time_t			 now = time(NULL);
+
+	TAILQ_FOREACH(s, &smtp_srv->sessions, entry) {
+		if (s->bev == NULL || s->state == SMTP_ST_CLOSING)
+			continue;
+		if ((c = *(pp = clock_slot(s))) == NULL) {
+			if ((c = calloc(1, sizeof(*c))) == NULL)
+				continue;	/* timed from the next sweep */
+			c->s = s;
+			c->ncmds = s->ncmds;
+			c->since = now;
+			*pp = c;
+			continue;
+		}
+		if (c->ncmds != s->ncmds ||
+		    !(ST(s->state) & (ST_COMMANDS | ST(SMTP_ST_AUTH_INPUT))) ||
+		    (s->flags & (SF_POLWAIT | SF_TARPIT | SF_GREETWAIT |
+		    SF_OUTFULL))) {
+			c->ncmds = s->ncmds;
+			c->since = now;
+			continue;
+		}
+		/* "<=": since is rounded down, and an idle client is the
+		   read timeout's, which logs it as such */
+		if (now - c->since <= smtp_srv->cmd_tv.tv_sec)
+			continue;
+		log_info("event=timeout client=%s sid=%lu state=%s "
+		    "detail=command_deadline", s->addrtext, s->id,
+		    smtp_state_name(s->state));
+		s->reason = "timeout";
+		smtp_close(s, "421 4.4.2 Timeout");
+		/* whatever still trickles in is not read any more */
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+/* clock_slot - where the clock of s is, or would be appended */
+static struct cmd_clock **
+clock_slot(const struct smtp_session *s)
+{
+	struct cmd_clock	**pp;
+	uintptr_t		 h = (uintptr_t)s;
+
+	h = (h >> 4) ^ (h >> 16);
+	for (pp = &clock_table[h % CLOCK_BUCKETS]; *pp != NULL;
+	    pp = &(*pp)->next)
+		if ((*pp)->s == s)
+			break;
+	return pp;
+}
+
+/* clock_forget - the session is gone */
+static void
+clock_forget(const struct smtp_session *s)
+{
+	struct cmd_clock	**pp, *c;
+
+	if ((c = *(pp = clock_slot(s))) == NULL)
+		return;
+	*pp = c->next;
+	free(c);
 }
 
 /*
