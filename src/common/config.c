@@ -50,6 +50,7 @@
 #include "../lib/util.h"
 #include "authdb.h"
 #include "config.h"
+#include "content.h"
 #include "rcptmap.h"
 
 #define CONF_FILE_MAX	(1024 * 1024)	/* config and map files */
@@ -70,6 +71,13 @@
 #define GIB		(1024 * MIB)
 
 #define LIST_SEP	" ,\t"
+
+/* content filter: programs and scripts by extension and by type */
+#define DEFAULT_ATTACHMENT_BLOCK "ade adp app bat chm cmd com cpl exe " \
+			"hta inf ins isp jar js jse lnk mde msc msi msp mst " \
+			"pif ps1 reg scr sct shb shs vb vbe vbs wsc wsf wsh " \
+			"application/x-dosexec application/x-msdownload " \
+			"application/vnd.microsoft.portable-executable"
 
 #define DEFAULT_FILTER	"HELO:255 EHLO:255 MAIL:266 RCPT:266 DATA:0 " \
 			"BDAT:64 RSET:0 NOOP:0 QUIT:0 STARTTLS:0 " \
@@ -95,7 +103,8 @@ enum kw_type {
 	KW_PATH,	/* char *, made absolute */
 	KW_PORT,	/* unsigned 1..65535 */
 	KW_SIZE,	/* size_t octets, K/M/G suffix */
-	KW_USER		/* char *, login name syntax */
+	KW_USER,	/* char *, login name syntax */
+	KW_WORDS	/* list of words, char *[] lower case */
 };
 
 /*
@@ -206,6 +215,7 @@ static const struct nexthop *map_find(const struct transport_map *,
 static void	 transport_free(struct transport_map *);
 static void	 auth_load(struct parse *, struct config *);
 static void	 rcpt_load(struct parse *, struct config *);
+static void	 rules_load(struct parse *, struct config *);
 static void	 rcpt_load_file(struct parse *, struct config *,
 		    const char *);
 static int	 auth_read(struct parse *, const char *, const char *,
@@ -223,6 +233,14 @@ static unsigned	 la_port(const struct listen_addr *);
  * not zero; lists are capped so that a typo cannot ask for millions.
  */
 static const struct keyword keywords[] = {
+	{ "attachment_action",	KW_CHOICE,	OFF(attachment_action), 0,
+	    "reject", 0, 0, 0 },
+	{ "attachment_action_outbound", KW_CHOICE,
+	    OFF(attachment_action_outbound), 0, "reject", 0, 0, 0 },
+	{ "attachment_block",	KW_WORDS,	OFF(attachment_block),
+	    OFF(nattachment_block), DEFAULT_ATTACHMENT_BLOCK, 0, 1000, 0 },
+	{ "attachment_mismatch", KW_CHOICE,	OFF(attachment_mismatch), 0,
+	    "reject", 0, 0, 0 },
 	{ "auth_failure_delay",	KW_DURATION,	OFF(auth_failure_delay), 0,
 	    "1s", 1, MINUTE, 0 },
 	{ "auth_failure_limit",	KW_COUNT,	OFF(auth_failure_limit), 0,
@@ -249,6 +267,10 @@ static const struct keyword keywords[] = {
 	    "5m", 1, DAY, 0 },
 	{ "conn_rate_limit",	KW_COUNT,	OFF(conn_rate_limit), 0,
 	    "0", 0, 1000000, 0 },
+	{ "content_filter",	KW_BOOL,	OFF(content_filter), 0,
+	    "no", 0, 0, 0 },
+	{ "content_rules",	KW_PATH,	OFF(content_rules_file), 0,
+	    NULL, 0, 0, 0 },
 	{ "data_timeout",	KW_DURATION,	OFF(data_timeout), 0,
 	    "10m", 1, DAY, 0 },
 	{ "delay_warning",	KW_DURATION,	OFF(delay_warning), 0,
@@ -314,6 +336,14 @@ static const struct keyword keywords[] = {
 	    OFF(milter_default_action), 0, "tempfail", 0, 0, 0 },
 	{ "milters",		KW_MILTERS,	OFF(milters), OFF(nmilters),
 	    NULL, 0, CONF_MILTERS_MAX, 0 },
+	{ "mime_malformed",	KW_CHOICE,	OFF(mime_malformed), 0,
+	    "accept", 0, 0, 0 },
+	{ "mime_max_depth",	KW_COUNT,	OFF(mime_max_depth), 0,
+	    "20", 1, 64, 0 },
+	{ "mime_max_header",	KW_SIZE,	OFF(mime_max_header), 0,
+	    "256K", 1024, 16 * MIB, 0 },
+	{ "mime_max_parts",	KW_COUNT,	OFF(mime_max_parts), 0,
+	    "500", 1, 100000, 0 },
 	{ "min_free_space",	KW_SIZE,	OFF(min_free_space), 0,
 	    "100M", 0, 1024 * GIB, 0 },
 	{ "msg_rate_limit",	KW_COUNT,	OFF(msg_rate_limit), 0,
@@ -464,6 +494,8 @@ config_load_mem(const char *name, const char *p, size_t len, FILE *errf)
 		auth_load(&ps, c);
 	if (!ps.stop && c->relay_recipients_file != NULL)
 		rcpt_load(&ps, c);
+	if (!ps.stop && c->content_rules_file != NULL)
+		rules_load(&ps, c);
 	free(ps.seen);
 	free(ps.bad);
 	if (ps.nerr > 0) {
@@ -507,6 +539,11 @@ config_free(struct config *c)
 	free(c->rhsbl);
 	free(c->relay_recipients_file);
 	rcptmap_free(c->relay_rcpts);
+	for (i = 0; i < c->nattachment_block; i++)
+		free(c->attachment_block[i]);
+	free(c->attachment_block);
+	free(c->content_rules_file);
+	content_rules_free(c->content_rules);
 	free(c->milters);
 	free(c);
 }
@@ -1189,6 +1226,7 @@ kw_set(struct parse *ps, struct config *c, const struct keyword *kw,
 	case KW_DOMAINS:
 	case KW_FILTER:
 	case KW_MILTERS:
+	case KW_WORDS:
 		return kw_list(ps, c, kw, val);
 	case KW_BOOL:
 	case KW_CHOICE:
@@ -1250,6 +1288,7 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 		elsize = sizeof(struct cidr);
 		break;
 	case KW_DOMAINS:
+	case KW_WORDS:
 		elsize = sizeof(char *);
 		break;
 	case KW_DNSBL:
@@ -1268,7 +1307,7 @@ kw_list(struct parse *ps, struct config *c, const struct keyword *kw,
 		*FIELD(c, kw, struct listen_addr *) = arr;
 	else if (kw->type == KW_CIDRS)
 		*FIELD(c, kw, struct cidr *) = arr;
-	else if (kw->type == KW_DOMAINS)
+	else if (kw->type == KW_DOMAINS || kw->type == KW_WORDS)
 		*FIELD(c, kw, char **) = arr;
 	else if (kw->type == KW_DNSBL)
 		*FIELD(c, kw, struct dnsbl *) = arr;
@@ -1332,6 +1371,18 @@ kw_item(struct parse *ps, const struct keyword *kw, void *arr, size_t i,
 		}
 		if ((dv[i] = str_dup_len(tok, len)) == NULL)
 			fatal("config: domain");
+		mem_ascii_lower(dv[i], len);
+		return 0;
+	case KW_WORDS:
+		for (j = 0; j < len; j++)
+			if ((unsigned char)tok[j] <= ' ' ||
+			    (unsigned char)tok[j] >= 0x7f) {
+				conf_err(ps, "bad word \"%s\" in %s",
+				    quote(tok, q, sizeof(q)), kw->name);
+				return -1;
+			}
+		if ((dv[i] = str_dup_len(tok, len)) == NULL)
+			fatal("config: word");
 		mem_ascii_lower(dv[i], len);
 		return 0;
 	case KW_DNSBL:
@@ -1573,6 +1624,9 @@ kw_choices(const struct keyword *kw)
 	if (strcmp(kw->name, "milter_default_action") == 0)
 		return milter;
 
+	if (strncmp(kw->name, "attachment_", 11) == 0 ||
+	    strcmp(kw->name, "mime_malformed") == 0)
+		return content_action_names;
 	if (strcmp(kw->name, "fcrdns") == 0)
 		return fcrdns;
 	if (strcmp(kw->name, "spf") == 0)
@@ -2386,4 +2440,18 @@ milter_item(const char *tok, struct scan_endpoint *e, const char **why)
 		return -1;
 	e->action = a;
 	return 0;
+}
+
+/*
+ * rules_load - content_rules (content.h): its errors are written as
+ * FILE:LINE: lines by the rules parser and counted here
+ */
+static void
+rules_load(struct parse *ps, struct config *c)
+{
+	size_t	 nerr;
+
+	c->content_rules = content_rules_load(c->content_rules_file,
+	    ps->errf, &nerr);
+	ps->nerr += nerr;
 }

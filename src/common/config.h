@@ -31,6 +31,7 @@
 
 struct authdb;				/* common/authdb.h */
 struct rcptmap;				/* common/rcptmap.h */
+struct content_rules;			/* common/content.h */
 
 /* one listening address */
 struct listen_addr {
@@ -274,6 +275,21 @@ struct config {
 	time_t			 milter_connect_timeout; /* + negotiation */
 	time_t			 milter_command_timeout; /* per reply */
 	time_t			 milter_content_timeout; /* body, EOM */
+
+	/* content filter: common/content.h, common/mime.h */
+	int			 content_filter;	/* scan at all */
+	char			**attachment_block;	/* words, lower case:
+						   extensions, MIME types */
+	size_t			 nattachment_block;
+	int			 attachment_action;	/* enum content_action */
+	int			 attachment_action_outbound;
+	int			 attachment_mismatch;	/* enum content_action */
+	int			 mime_malformed;	/* enum content_action */
+	char			*content_rules_file;
+	struct content_rules	*content_rules;	/* loaded from it, or NULL */
+	size_t			 mime_max_depth;
+	size_t			 mime_max_parts;
+	size_t			 mime_max_header;	/* one header section */
 };
 
 /*
