@@ -468,6 +468,24 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		STATS_ADD(rcpt_rejected, 1);
 		return;
 	}
+	/* recipient_verify = callout: may answer later (smtp_callout.c) */
+	if (!pm && smtp_callout_rcpt(s, &ra.addr, a, n) != 0)
+		return;
+	smtp_rcpt_accept(s, a, n);
+}
+
+/*
+ * smtp_rcpt_accept - add a[0..n), a recipient that passed every check,
+ * to the transaction and answer 250
+ */
+void
+smtp_rcpt_accept(struct smtp_session *s, const char *a, size_t n)
+{
+	struct smtp_txn		*t = s->txn;
+
+	if (t == NULL)
+		panic("smtp_rcpt_accept: no transaction in state %s",
+		    smtp_state_name(s->state));
 	if (rcpt_seen(&t->env, a, n)) {
 		/* RFC 5321 3.3: one copy per recipient, answered as usual */
 		smtp_reply(s, "250 2.1.5 Ok");

@@ -18,6 +18,9 @@
  *   smtp_policy.c   anti-spam policy for untrusted clients: DNS
  *                   blocklists, FCrDNS, HELO and sender checks,
  *                   pregreet, rates, the reject tarpit
+ *   smtp_callout.c  recipient_verify = callout: RCPT probes of the
+ *                   internal next hop, their answer cache
+ *   smtp_greylist.c greylisting, its state file greylist.db
  *
  * Ownership: a session owns its bufferevent, its fd, its HELO copy and
  * at most one transaction.  A transaction handed to the commit threads
@@ -99,6 +102,8 @@ enum smtp_state {
 struct smtp_session;
 struct smtp_auth;
 struct smtp_policy;
+struct smtp_callout;
+struct addr;
 
 /* one mail transaction, from MAIL to the final reply */
 struct smtp_txn {
@@ -141,6 +146,7 @@ struct smtp_session {
 	char			*authuser;	/* login after AUTH, malloc'd */
 	struct smtp_auth	*auth;		/* AUTH exchange or NULL */
 	struct smtp_policy	*pol;		/* smtp_policy.c or NULL */
+	struct smtp_callout	*callout;	/* smtp_callout.c or NULL */
 	int			 family;
 	uint8_t			 addr[16];
 	char			 addrtext[SMTP_ADDR_TEXT];
@@ -197,6 +203,15 @@ void	smtp_cmd_line(struct smtp_session *, const char *, size_t, size_t);
 void	smtp_filter_alarm(struct smtp_session *, const char *, size_t,
 	    size_t);
 int	smtp_ehlo_build(struct smtp_server *);
+void	smtp_rcpt_accept(struct smtp_session *, const char *, size_t);
+
+/*
+ * smtp_callout.c - recipient_verify = callout: 0 go on, -1 answered,
+ * 1 the RCPT is answered when the probe ends (smtp_rcpt_accept)
+ */
+int	smtp_callout_rcpt(struct smtp_session *, const struct addr *,
+	    const char *, size_t);
+void	smtp_callout_session_free(struct smtp_session *);
 
 /* smtp_data.c */
 void	smtp_cmd_data(struct smtp_session *, const struct smtp_cmd *);

@@ -491,6 +491,7 @@ smtp_policy_free(struct smtp_session *s)
 {
 	struct smtp_policy	*p = s->pol;
 
+	smtp_callout_session_free(s);
 	if (p == NULL)
 		return;
 	query_cancel(p, -1);
@@ -691,7 +692,9 @@ query_done(const struct dns_result *res, void *arg)
 		panic("query_done: kind %d", (int)pq->kind);
 	}
 	free(pq);
-	if (p->npending == 0 && (s->flags & SF_POLWAIT)) {
+	/* a RCPT waiting for a callout is resumed by smtp_callout.c */
+	if (p->npending == 0 && (s->flags & SF_POLWAIT) &&
+	    s->callout == NULL) {
 		s->flags &= ~SF_POLWAIT;
 		smtp_session_process(s);
 	}
@@ -1036,7 +1039,8 @@ spf_done(enum spf_result r, const char *why, void *arg)
 	log_info("event=spf client=%s identity=%s sender=<%s> result=%s "
 	    "why=\"%s\" sid=%lu", s->addrtext, p->spf_helo ? "helo" :
 	    "mailfrom", id, spf_result_str(r), p->spf_why, s->id);
-	if (p->npending == 0 && (s->flags & SF_POLWAIT)) {
+	if (p->npending == 0 && (s->flags & SF_POLWAIT) &&
+	    s->callout == NULL) {
 		s->flags &= ~SF_POLWAIT;
 		smtp_session_process(s);
 	}
