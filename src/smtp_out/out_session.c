@@ -51,6 +51,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -518,7 +519,7 @@ target_connect(struct osess *s)
 	const struct config	*c = s->so->conf;
 	const void		*a;
 	unsigned		 port;
-	int			 fd;
+	int			 fd, one = 1;
 
 	memset(&s->ehlo, 0, sizeof(s->ehlo));
 	s->tls = 0;
@@ -551,6 +552,13 @@ target_connect(struct osess *s)
 		return -1;
 	}
 	s->fd = fd;
+	/*
+	 * Commands and replies are small and pipelined: without this,
+	 * Nagle holds a write back until the peer's delayed ACK (up to
+	 * 40 ms per round) - worst with TLS, where one batch can become
+	 * several records.
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->bev = bufferevent_socket_new(s->so->base, fd,
 	    BEV_OPT_DEFER_CALLBACKS);
 	if (s->bev == NULL)
