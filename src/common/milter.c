@@ -1483,6 +1483,11 @@ m_mod(struct mconn *m, const struct milter_reply *r)
 	mr->voff = s->modbytes.len;
 	if (r->code == SMFIR_ADDHEADER || r->code == SMFIR_INSHEADER ||
 	    r->code == SMFIR_CHGHEADER) {
+		/* the value is what follows the colon: a milter without
+		   HDR_LEADSPC leaves the customary space to the MTA */
+		if (r->l2 > 0 && !(m->pflags & SMFIP_HDR_LEADSPC) &&
+		    buf_append(&s->modbytes, " ", 1) == -1)
+			goto toolong;
 		if (milter_header_value(&s->modbytes, r->s2, r->l2) == -1) {
 			m_fail(m, "bad header value");
 			return -1;

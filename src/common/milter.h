@@ -49,9 +49,11 @@
  *   end of message leaves no modifications.
  * - Header values are sent with folding as "\n" (sendmail's and
  *   Postfix's convention) and, unless the milter asked for
- *   SMFIP_HDR_LEADSPC, without the leading blanks; header values in the
- *   modifications come back with CRLF folding, each continuation line
- *   starting with a blank (anything else is a protocol error).
+ *   SMFIP_HDR_LEADSPC, without the leading blanks.  Header values in
+ *   the modifications are exactly what follows the colon (a milter
+ *   without HDR_LEADSPC gets the customary space added), with CRLF
+ *   folding, each continuation line starting with a blank (anything
+ *   else is a protocol error): write "Name:" value CRLF.
  * - Macros: the module sends, before each stage, the values it has for
  *   Postfix's default macro lists (or those the milter asked for):
  *   connect "j {daemon_name} {client_addr} {client_port} {client_name}
@@ -196,7 +198,8 @@ struct milter_mod {
 	uint32_t	 index;		/* INSHEADER, CHGHEADER */
 	const char	*name;		/* NUL-terminated too */
 	size_t		 name_len;
-	const char	*value;		/* "" when none; NUL-terminated */
+	const char	*value;		/* "" when none; NUL-terminated;
+					   headers: all after the colon */
 	size_t		 value_len;
 };
 

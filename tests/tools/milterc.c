@@ -416,7 +416,7 @@ write_modified(const struct milter_status *st)
 			if (md->type == MILTER_MOD_INSHEADER &&
 			    (md->index == j || (j == nhdrs &&
 			    md->index > nhdrs)))
-				fprintf(f, "%s: %s\r\n", md->name, md->value);
+				fprintf(f, "%s:%s\r\n", md->name, md->value);
 		}
 		if (j < nhdrs && !hdrs[j].deleted)
 			fprintf(f, "%.*s:%.*s\r\n", (int)hdrs[j].nlen,
@@ -424,7 +424,7 @@ write_modified(const struct milter_status *st)
 	}
 	for (i = 0; i < st->nmods; i++)
 		if (st->mods[i].type == MILTER_MOD_ADDHEADER)
-			fprintf(f, "%s: %s\r\n", st->mods[i].name,
+			fprintf(f, "%s:%s\r\n", st->mods[i].name,
 			    st->mods[i].value);
 	fprintf(f, "\r\n");
 	if (st->body_replaced)
