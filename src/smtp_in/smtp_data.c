@@ -267,6 +267,7 @@ data_out(void *arg, const char *p, size_t len)
 	t->size += len;
 	/* the header From: check of untrusted clients (smtp_policy.c) */
 	smtp_policy_content(t->s, p, len);
+	smtp_content_data(t, p, len);
 	if (len > 0 && p[len - 1] == '\n')
 		t->flags |= TF_LF;
 	else if (len > 0)
@@ -330,7 +331,8 @@ data_end(struct smtp_session *s)
 	struct smtp_txn	*t = s->txn;
 	const char	*reply, *reason;
 
-	if ((reply = data_verdict(t, &reason)) != NULL) {
+	if ((reply = data_verdict(t, &reason)) != NULL ||
+	    (reply = smtp_content_verdict(t, &reason)) != NULL) {
 		log_info("event=reject qid=%s client=%s reason=%s%s size=%llu "
 		    "sid=%lu", t->env.qid, s->addrtext, reason,
 		    (t->scan.errors & DS_BARE_CR) ? " detail=bare_cr" :
@@ -413,6 +415,7 @@ txn_open(struct smtp_session *s)
 		data_drop_file(t);
 		return -1;
 	}
+	smtp_content_begin(s, t);
 	return 0;
 }
 
@@ -590,7 +593,7 @@ commit_batch(struct smtp_txn *batch)
 	int		 renamed = 0;
 
 	for (t = batch; t != NULL; t = t->next) {
-		if ((t->result = spool_msg_finish(&t->msg)) == -1) {
+		if ((t->result = smtp_content_finish(t)) == -1) {
 			log_warn("event=error qid=%s error=spool_finish",
 			    t->env.qid);
 			data_drop_file(t);
@@ -599,7 +602,8 @@ commit_batch(struct smtp_txn *batch)
 	for (t = batch; t != NULL; t = t->next) {
 		if (t->result == -1)
 			continue;
-		if ((t->result = spool_msg_commit(&t->msg, "incoming")) == -1) {
+		if ((t->result = spool_msg_commit(&t->msg,
+		    smtp_content_dir(t))) == -1) {
 			log_warn("event=error qid=%s error=spool_commit",
 			    t->env.qid);
 			data_drop_file(t);

@@ -116,6 +116,8 @@ struct smtp_txn {
 	uint64_t		 bdat_left;	/* octets of the current chunk */
 	int			 result;	/* commit: 0 or -1 */
 	struct smtp_txn		*next;		/* commit queues */
+	struct content_scan	*content;	/* smtp_content.c or NULL */
+	size_t			 content_base;	/* octets before the scan */
 };
 
 /* per client address connection count (max_connections_per_ip) */
@@ -219,6 +221,14 @@ void	smtp_cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
 int	smtp_data_input(struct smtp_session *, struct evbuffer *);
 int	smtp_bdat_input(struct smtp_session *, struct evbuffer *);
 int	smtp_commit_init(struct event_base *);
+
+/* smtp_content.c: the content filter in the data path */
+void	smtp_content_begin(struct smtp_session *, struct smtp_txn *);
+void	smtp_content_data(struct smtp_txn *, const char *, size_t);
+const char *smtp_content_verdict(struct smtp_txn *, const char **);
+int	smtp_content_finish(struct smtp_txn *);
+const char *smtp_content_dir(const struct smtp_txn *);
+void	smtp_content_free(struct smtp_txn *);
 
 /* smtp_tls.c */
 void	smtp_cmd_starttls(struct smtp_session *, const struct smtp_cmd *);

@@ -189,6 +189,7 @@ smtp_txn_free(struct smtp_session *s)
 		panic("smtp_txn_free: transaction with the commit threads");
 	if (t->flags & TF_OPEN)
 		spool_msg_abort(&t->msg);
+	smtp_content_free(t);
 	envelope_free(&t->env);
 	free(t);
 	s->txn = NULL;

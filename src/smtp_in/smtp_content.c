@@ -1,0 +1,280 @@
+/*
+ * smtp_content.c - the content filter in smtp-in's data path: the glue
+ * between smtp_data.c and the policy engine (common/content.h).
+ *
+ *   smtp_content_begin()    txn_open(): start a scan when content_filter
+ *                           is on; the octets already written (our
+ *                           Received and Authentication-Results
+ *                           headers) are not scanned and kept as they are
+ *   smtp_content_data()     every content octet, as it goes to the spool
+ *   smtp_content_verdict()  data_end(), on the loop: reject, tempfail and
+ *                           discard answer the final dot from here
+ *   smtp_content_finish()   commit thread, instead of spool_msg_finish():
+ *                           strip/tag write a rewritten copy (a new queue
+ *                           id) from the stored original; quarantine
+ *                           moves the file into quarantine/ with a
+ *                           reason record beside it
+ *   smtp_content_dir()      where the commit renames the file to
+ *
+ * Direction: mail from relay_networks or an authenticated client is
+ * outbound, everything else inbound (DESIGN.md).
+ *
+ * Quarantine (spool.h layout): quarantine/QID is the message file as
+ * received (its envelope records are the original envelope) and
+ * quarantine/QID.reason a text record, written first:
+ *
+ *   MOAT-QUARANTINE 1\n  time EPOCH\n  rule NAME\n  dir inbound|outbound\n
+ *   findings RULE(ACTION) ...\n  END\n
+ *
+ * Durability: both renames into quarantine/ are followed by an fsync of
+ * the directory before the 250, as for incoming/.
+ *
+ * Threads: smtp_content_finish() and smtp_content_dir() run on a commit
+ * thread while the loop leaves the transaction alone (SMTP_ST_COMMIT);
+ * they touch only the transaction, the spool and the scan's recorded
+ * ranges (content_rewrite() uses no global state).
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "../common/content.h"
+#include "../common/spool.h"
+#include "smtp_in.h"
+
+#define COPY_CHUNK	65536
+
+static int	 spool_out(void *, const char *, size_t);
+static int	 copy_prefix(struct smtp_txn *, struct spool_msg *);
+static int	 rewrite(struct smtp_txn *);
+static int	 quarantine(struct smtp_txn *);
+
+/* smtp_content_begin - a scan for this transaction, if configured */
+void
+smtp_content_begin(struct smtp_session *s, struct smtp_txn *t)
+{
+	static int	 magic_tried;
+	const struct config *c = smtp_srv->conf;
+
+	if (!content_enabled(c))
+		return;
+	/*
+	 * The magic database is loaded by smtp_in_preinit() before chroot;
+	 * without chroot (not started as root) it can still be loaded now.
+	 */
+	if (!magic_tried) {
+		magic_tried = 1;
+		(void)content_preinit();
+	}
+	t->content_base = t->msg.content_len;
+	t->content = content_scan_new(c, (s->flags & (SF_RELAY | SF_AUTH)) != 0,
+	    t->env.qid);
+	if (t->content == NULL)
+		fatal("smtp_content_begin");
+}
+
+/* smtp_content_data - content octets on their way to the spool */
+void
+smtp_content_data(struct smtp_txn *t, const char *p, size_t len)
+{
+	if (t->content != NULL)
+		content_scan_data(t->content, p, len);
+}
+
+/*
+ * smtp_content_verdict - end of the content: the reply that refuses
+ * (or, for discard, fakes acceptance of) the message, or NULL when it
+ * goes on to the commit.  The reply lives in a static buffer: the
+ * caller frees the transaction before it replies.
+ */
+const char *
+smtp_content_verdict(struct smtp_txn *t, const char **reason)
+{
+	static char			 reply[200];
+	const struct content_verdict	*v;
+
+	if (t->content == NULL)
+		return NULL;
+	v = content_scan_end(t->content);
+	if (v->action != CA_ACCEPT)
+		log_info("event=content qid=%s action=%s rule=%s "
+		    "findings=\"%s\"", t->env.qid,
+		    content_action_names[v->action], v->rule[0] ? v->rule :
+		    "-", v->summary);
+	switch (v->action) {
+	case CA_REJECT:
+	case CA_TEMPFAIL:
+		*reason = "content";
+		snprintf(reply, sizeof(reply), "%s", v->reply);
+		return reply;
+	case CA_DISCARD:
+		*reason = "content_discard";
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s",
+		    t->env.qid);
+		return reply;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * smtp_content_finish - commit thread: spool_msg_finish(), with the
+ * rewrite or the quarantine move the verdict asks for.  0 or -1.
+ */
+int
+smtp_content_finish(struct smtp_txn *t)
+{
+	const struct content_verdict	*v;
+
+	if (t->content == NULL)
+		return spool_msg_finish(&t->msg);
+	v = content_scan_end(t->content);
+	if (spool_msg_finish(&t->msg) == -1)
+		return -1;
+	if (v->action == CA_QUARANTINE)
+		return quarantine(t);
+	if (v->rewrite)
+		return rewrite(t);
+	return 0;
+}
+
+/* smtp_content_dir - the directory the commit renames the file into */
+const char *
+smtp_content_dir(const struct smtp_txn *t)
+{
+	if (t->content != NULL &&
+	    content_scan_end(t->content)->action == CA_QUARANTINE)
+		return "quarantine";
+	return "incoming";
+}
+
+/* smtp_content_free - with the transaction */
+void
+smtp_content_free(struct smtp_txn *t)
+{
+	content_scan_free(t->content);
+	t->content = NULL;
+}
+
+static int
+spool_out(void *arg, const char *p, size_t len)
+{
+	return spool_msg_write(arg, p, len);
+}
+
+/* copy_prefix - our own header lines, written before the scan began */
+static int
+copy_prefix(struct smtp_txn *t, struct spool_msg *nm)
+{
+	char	 tmp[COPY_CHUNK];
+	off_t	 off = t->msg.data_off;
+	size_t	 left = t->content_base, n;
+	ssize_t	 r;
+
+	while (left > 0) {
+		n = left < sizeof(tmp) ? left : sizeof(tmp);
+		if ((r = pread(t->msg.fd, tmp, n, off)) <= 0) {
+			if (r == -1 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (spool_msg_write(nm, tmp, (size_t)r) == -1)
+			return -1;
+		off += r;
+		left -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * rewrite - write tmp/NEWQID from the original (already fsync'ed),
+ * then drop the original; the transaction goes on with the new file
+ * and queue id.
+ */
+static int
+rewrite(struct smtp_txn *t)
+{
+	struct spool_msg	 nm;
+	char			 oldqid[QID_SIZE];
+
+	memcpy(oldqid, t->env.qid, sizeof(oldqid));
+	memset(&nm, 0, sizeof(nm));
+	if (spool_msg_open(&nm, &t->env, "tmp", "") == -1) {
+		log_warn("event=error qid=%s error=content_rewrite_open",
+		    oldqid);
+		return -1;
+	}
+	if (copy_prefix(t, &nm) == -1 ||
+	    content_rewrite(t->content, t->msg.fd, t->msg.data_off +
+	    (off_t)t->content_base, t->msg.content_len - t->content_base,
+	    spool_out, &nm) == -1 || spool_msg_finish(&nm) == -1) {
+		log_warn("event=error qid=%s error=content_rewrite", oldqid);
+		spool_msg_abort(&nm);
+		return -1;
+	}
+	spool_msg_abort(&t->msg);
+	t->msg = nm;
+	log_info("event=content qid=%s rewritten=%s", oldqid, t->env.qid);
+	return 0;
+}
+
+/*
+ * quarantine - quarantine/QID.reason (written in tmp/, fsync'ed,
+ * renamed), then the message itself, then an fsync of quarantine/.
+ * The commit's own rename of the file into quarantine/ then renames
+ * it onto itself (a no-op, rename(2)).
+ */
+static int
+quarantine(struct smtp_txn *t)
+{
+	const struct content_verdict	*v = content_scan_end(t->content);
+	char				 rec[CONTENT_SUMMARY_MAX + 256];
+	char				 tpath[64], qpath[64], mpath[64];
+	int				 fd, n;
+
+	n = snprintf(rec, sizeof(rec), "MOAT-QUARANTINE 1\ntime %lld\n"
+	    "rule %s\ndir %s\nfindings %s\nEND\n", (long long)time(NULL),
+	    v->rule, (t->s->flags & (SF_RELAY | SF_AUTH)) ? "outbound" :
+	    "inbound", v->summary);
+	if (n < 0 || (size_t)n >= sizeof(rec) ||
+	    snprintf(tpath, sizeof(tpath), "tmp/%s.reason", t->env.qid) >=
+	    (int)sizeof(tpath) ||
+	    snprintf(qpath, sizeof(qpath), "quarantine/%s.reason",
+	    t->env.qid) >= (int)sizeof(qpath) ||
+	    snprintf(mpath, sizeof(mpath), "quarantine/%s", t->env.qid) >=
+	    (int)sizeof(mpath))
+		return -1;
+	if ((fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		goto fail;
+	if (write_all(fd, rec, (size_t)n) == -1 || fsync(fd) == -1) {
+		close(fd);
+		unlink(tpath);
+		goto fail;
+	}
+	close(fd);
+	if (rename(tpath, qpath) == -1) {
+		unlink(tpath);
+		goto fail;
+	}
+	if (rename(t->msg.path, mpath) == -1) {
+		unlink(qpath);
+		goto fail;
+	}
+	memcpy(t->msg.path, mpath, sizeof(mpath));
+	if (spool_dir_sync("quarantine") == -1)
+		goto fail;
+	log_info("event=quarantine qid=%s rule=%s", t->env.qid, v->rule);
+	return 0;
+fail:
+	log_warn("event=error qid=%s error=quarantine", t->env.qid);
+	return -1;
+}
