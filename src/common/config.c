@@ -352,6 +352,8 @@ static const struct keyword keywords[] = {
 	    "may", 0, 0, 0 },
 	{ "policy_dns_timeout",	KW_DURATION,	OFF(policy_dns_timeout), 0,
 	    "5s", 1, MINUTE, 0 },
+	{ "quarantine_lifetime", KW_DURATION,	OFF(quarantine_lifetime), 0,
+	    "30d", 1, 3650 * DAY, 0 },
 	{ "queue_lifetime",	KW_DURATION,	OFF(queue_lifetime), 0,
 	    "5d", 1, 100 * DAY, 0 },
 	{ "rate_window",	KW_DURATION,	OFF(rate_window), 0,

@@ -202,6 +202,7 @@ struct config {
 	time_t			 command_timeout;
 	time_t			 data_timeout;
 	time_t			 queue_lifetime;
+	time_t			 quarantine_lifetime;	/* then deleted */
 	time_t			 delay_warning;
 	time_t			 retry_min;
 	time_t			 retry_max;
