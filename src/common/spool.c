@@ -123,6 +123,8 @@ static const struct {
 	{ "queue", 0700 },
 	{ "hold", 0700 },
 	{ "quarantine", 0700 },
+	/* smtp-in's greylist.db (the spool itself may be root's) */
+	{ "state", 0700 },
 	/* any local user may drop files, nobody but moat may list them */
 	{ "maildrop", 01733 },
 };

@@ -22,7 +22,9 @@
  * The anti-spam checks of untrusted clients (smtp_policy.c) are fed
  * at HELO and MAIL and give their verdict at RCPT, after the relay
  * policy, postmaster exempt.  With relay_recipients, an unknown user
- * of a listed local domain gets 550 5.1.1 (rcpt_known).
+ * of a listed local domain gets 550 5.1.1 (rcpt_known).  Then
+ * greylisting (smtp_greylist.c) and, last because it costs the
+ * internal host a probe, recipient_verify = callout (smtp_callout.c).
  *
  * Submission (RFC 6409): on submission_listen and smtps_listen, MAIL
  * needs AUTH first (530 5.7.0).  An authenticated client may relay
@@ -465,6 +467,10 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	if (rcpt_policy(s, &ra.addr, la) == -1 ||
 	    smtp_policy_rcpt(s, pm) == -1 ||
 	    (!pm && rcpt_known(s, &ra.addr, la) == -1)) {
+		STATS_ADD(rcpt_rejected, 1);
+		return;
+	}
+	if (!pm && smtp_greylist_rcpt(s, a, n) == -1) {
 		STATS_ADD(rcpt_rejected, 1);
 		return;
 	}

@@ -214,6 +214,8 @@ void	smtp_rcpt_accept(struct smtp_session *, const char *, size_t);
 int	smtp_callout_rcpt(struct smtp_session *, const struct addr *,
 	    const char *, size_t);
 void	smtp_callout_session_free(struct smtp_session *);
+/* smtp_greylist.c - greylist = yes: 0 go on, -1 answered 450 4.7.1 */
+int	smtp_greylist_rcpt(struct smtp_session *, const char *, size_t);
 
 /* smtp_data.c */
 void	smtp_cmd_data(struct smtp_session *, const struct smtp_cmd *);
