@@ -53,7 +53,7 @@
 #define COPY_CHUNK	65536
 
 static int	 spool_out(void *, const char *, size_t);
-static int	 copy_prefix(struct smtp_txn *, struct spool_msg *);
+static int	 copy_prefix(struct smtp_txn *, int, struct spool_msg *);
 static int	 rewrite(struct smtp_txn *);
 static int	 quarantine(struct smtp_txn *);
 
@@ -61,19 +61,16 @@ static int	 quarantine(struct smtp_txn *);
 void
 smtp_content_begin(struct smtp_session *s, struct smtp_txn *t)
 {
-	static int	 magic_tried;
 	const struct config *c = smtp_srv->conf;
 
+	/*
+	 * The magic database must have been loaded by content_preinit()
+	 * from smtp_in_preinit(), before chroot and the syscall filter
+	 * (magic_load() calls access(2), which the filter refuses); without
+	 * it content.c falls back to its built-in sniffing.
+	 */
 	if (!content_enabled(c))
 		return;
-	/*
-	 * The magic database is loaded by smtp_in_preinit() before chroot;
-	 * without chroot (not started as root) it can still be loaded now.
-	 */
-	if (!magic_tried) {
-		magic_tried = 1;
-		(void)content_preinit();
-	}
 	t->content_base = t->msg.content_len;
 	t->content = content_scan_new(c, (s->flags & (SF_RELAY | SF_AUTH)) != 0,
 	    t->env.qid);
@@ -172,7 +169,7 @@ spool_out(void *arg, const char *p, size_t len)
 
 /* copy_prefix - our own header lines, written before the scan began */
 static int
-copy_prefix(struct smtp_txn *t, struct spool_msg *nm)
+copy_prefix(struct smtp_txn *t, int fd, struct spool_msg *nm)
 {
 	char	 tmp[COPY_CHUNK];
 	off_t	 off = t->msg.data_off;
@@ -181,7 +178,7 @@ copy_prefix(struct smtp_txn *t, struct spool_msg *nm)
 
 	while (left > 0) {
 		n = left < sizeof(tmp) ? left : sizeof(tmp);
-		if ((r = pread(t->msg.fd, tmp, n, off)) <= 0) {
+		if ((r = pread(fd, tmp, n, off)) <= 0) {
 			if (r == -1 && errno == EINTR)
 				continue;
 			return -1;
@@ -195,7 +192,8 @@ copy_prefix(struct smtp_txn *t, struct spool_msg *nm)
 }
 
 /*
- * rewrite - write tmp/NEWQID from the original (already fsync'ed),
+ * rewrite - write tmp/NEWQID from the original (already fsync'ed; the
+ * writer's descriptor is write-only, so it is opened again to read),
  * then drop the original; the transaction goes on with the new file
  * and queue id.
  */
@@ -204,22 +202,33 @@ rewrite(struct smtp_txn *t)
 {
 	struct spool_msg	 nm;
 	char			 oldqid[QID_SIZE];
+	int			 fd;
 
 	memcpy(oldqid, t->env.qid, sizeof(oldqid));
 	memset(&nm, 0, sizeof(nm));
-	if (spool_msg_open(&nm, &t->env, "tmp", "") == -1) {
-		log_warn("event=error qid=%s error=content_rewrite_open",
+	if ((fd = open(t->msg.path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("event=error qid=%s error=content_rewrite_read",
 		    oldqid);
 		return -1;
 	}
-	if (copy_prefix(t, &nm) == -1 ||
-	    content_rewrite(t->content, t->msg.fd, t->msg.data_off +
+	if (spool_msg_open(&nm, &t->env, "tmp", "") == -1) {
+		log_warn("event=error qid=%s error=content_rewrite_open",
+		    oldqid);
+		memcpy(t->env.qid, oldqid, sizeof(oldqid));
+		close(fd);
+		return -1;
+	}
+	if (copy_prefix(t, fd, &nm) == -1 ||
+	    content_rewrite(t->content, fd, t->msg.data_off +
 	    (off_t)t->content_base, t->msg.content_len - t->content_base,
 	    spool_out, &nm) == -1 || spool_msg_finish(&nm) == -1) {
 		log_warn("event=error qid=%s error=content_rewrite", oldqid);
 		spool_msg_abort(&nm);
+		memcpy(t->env.qid, oldqid, sizeof(oldqid));
+		close(fd);
 		return -1;
 	}
+	close(fd);
 	spool_msg_abort(&t->msg);
 	t->msg = nm;
 	log_info("event=content qid=%s rewritten=%s", oldqid, t->env.qid);
