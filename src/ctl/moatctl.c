@@ -30,7 +30,7 @@ int
 main(int argc, char *argv[])
 {
 	const char	*file, *verb, *arg;
-	char		 why[512], line[CONTROL_LINE_MAX + 1];
+	char		 why[512], line[CONTROL_LINE_MAX + 1], qverb[32];
 	size_t		 len;
 	struct config	*conf;
 	enum ctl_result	 r;
@@ -55,6 +55,17 @@ main(int argc, char *argv[])
 	if (argc < 1)
 		usage(stderr, EXIT_USAGE);
 	verb = argv[0];
+	/* "quarantine list|show|release|delete [ID]" is one wire verb */
+	if (strcmp(verb, "quarantine") == 0) {
+		if (argc < 2 || strlen(argv[1]) > 16) {
+			warnx("quarantine takes list, show, release or delete");
+			usage(stderr, EXIT_USAGE);
+		}
+		(void)snprintf(qverb, sizeof(qverb), "quarantine-%s", argv[1]);
+		verb = qverb;
+		argc--;
+		argv++;
+	}
 	if ((nargs = ctl_verb_nargs(verb)) == -1) {
 		warnx("unknown verb: %s", verb);
 		usage(stderr, EXIT_USAGE);
@@ -114,6 +125,10 @@ usage(FILE *f, int code)
 	    "  release ID   release a held message\n"
 	    "  delete ID    remove a message from the queue\n"
 	    "  stats        counters as key=value lines\n"
+	    "  quarantine list         messages the content filter kept\n"
+	    "  quarantine show ID      why, envelope and header of one\n"
+	    "  quarantine release ID   deliver it to its recipients\n"
+	    "  quarantine delete ID    remove it for good\n"
 	    "  reload       make moatd re-read its configuration\n"
 	    "FILE defaults to $%s or %s\n", CTL_CONFIG_ENV,
 	    CTL_DEFAULT_CONFIG);

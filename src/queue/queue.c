@@ -130,6 +130,7 @@ queue_run(struct role_ctx *ctx)
 	log_info("event=start role=queue messages=%zu", q->nmsgs);
 	qpickup_scan(q);
 	qctl_init(q);
+	qquar_init(q);
 	event_base_dispatch(q->base);
 	fatalx("event=stop reason=\"event loop ended\"");
 }

@@ -39,6 +39,7 @@
 #define QUEUE_REASON_MAX	256	/* last reason text, with the NUL */
 
 struct event_base;
+struct buf;
 struct event;
 
 enum rcpt_status {
@@ -190,6 +191,13 @@ void		 qout_kick(struct queue *);
 size_t		 qout_cancel(struct queue *, struct qmsg *);
 void		 qout_flush(struct queue *);
 void		 qout_stop(struct queue *);
+
+/* queue_quar.c: moatctl quarantine ... (a quarantine id, not queued) */
+void		 qquar_init(struct queue *);
+int		 qquar_list(struct queue *, const char *, struct buf *);
+int		 qquar_show(struct queue *, const char *, struct buf *);
+int		 qquar_release(struct queue *, const char *, struct buf *);
+int		 qquar_delete(struct queue *, const char *, struct buf *);
 
 /* queue_ctl.c */
 void		 qctl_init(struct queue *);

@@ -45,9 +45,15 @@ struct qctl_client {
 /* one verb of the protocol */
 struct qctl_verb {
 	const char	*name;
-	int		 needs_id;
+	int		 needs_id;	/* QCTL_ID_* */
 	int		 (*fn)(struct queue *, struct qmsg *, struct buf *);
+	/* quarantine verbs: the id names a file in quarantine/ */
+	int		 (*qfn)(struct queue *, const char *, struct buf *);
 };
+
+#define QCTL_ID_NONE	0
+#define QCTL_ID_QUEUED	1	/* a message in the queue */
+#define QCTL_ID_QUAR	2	/* a quarantined message */
 
 static void	qctl_accept(int, short, void *);
 static void	qctl_refuse(int, const char *);
@@ -70,13 +76,17 @@ static void	qctl_date(time_t, const char *, char *, size_t);
 static const char *qctl_state(const struct qmsg *);
 
 static const struct qctl_verb qctl_verbs[] = {
-	{ "queue",	0, qctl_queue },
-	{ "flush",	0, qctl_flush },
-	{ "show",	1, qctl_show },
-	{ "hold",	1, qctl_hold },
-	{ "release",	1, qctl_release },
-	{ "delete",	1, qctl_delete },
-	{ "stats",	0, qctl_stats },
+	{ "queue",	QCTL_ID_NONE, qctl_queue, NULL },
+	{ "flush",	QCTL_ID_NONE, qctl_flush, NULL },
+	{ "show",	QCTL_ID_QUEUED, qctl_show, NULL },
+	{ "hold",	QCTL_ID_QUEUED, qctl_hold, NULL },
+	{ "release",	QCTL_ID_QUEUED, qctl_release, NULL },
+	{ "delete",	QCTL_ID_QUEUED, qctl_delete, NULL },
+	{ "stats",	QCTL_ID_NONE, qctl_stats, NULL },
+	{ "quarantine-list", QCTL_ID_NONE, NULL, qquar_list },
+	{ "quarantine-show", QCTL_ID_QUAR, NULL, qquar_show },
+	{ "quarantine-release", QCTL_ID_QUAR, NULL, qquar_release },
+	{ "quarantine-delete", QCTL_ID_QUAR, NULL, qquar_delete },
 };
 
 static const char *const qctl_rcpt_status[] = {
@@ -239,6 +249,7 @@ qctl_request(struct queue *q, const char *line, size_t len, struct buf *out)
 	const struct qctl_verb	*v = NULL;
 	struct qmsg		*m = NULL;
 	const char		*sp, *arg = NULL;
+	char			 qid[QID_SIZE];
 	size_t			 vlen, alen = 0, i;
 
 	sp = memchr(line, ' ', len);
@@ -259,17 +270,21 @@ qctl_request(struct queue *q, const char *line, size_t len, struct buf *out)
 		(void)buf_appends(out, "-ERR this command takes no argument\n");
 		return;
 	}
-	if (v->needs_id) {
+	if (v->needs_id != QCTL_ID_NONE) {
 		if (arg == NULL || !qid_valid(arg, alen)) {
 			(void)buf_appends(out, "-ERR a queue id is needed\n");
 			return;
 		}
-		if ((m = queue_msg_find(q, arg, alen)) == NULL) {
-			(void)buf_appends(out, "-ERR no such message\n");
-			return;
-		}
+		memcpy(qid, arg, QID_LEN);
+		qid[QID_LEN] = '\0';
 	}
-	if (v->fn(q, m, out) == -1) {
+	if (v->needs_id == QCTL_ID_QUEUED &&
+	    (m = queue_msg_find(q, arg, alen)) == NULL) {
+		(void)buf_appends(out, "-ERR no such message\n");
+		return;
+	}
+	if ((v->qfn != NULL ? v->qfn(q, v->needs_id ? qid : NULL, out) :
+	    v->fn(q, m, out)) == -1) {
 		buf_reset(out);
 		(void)buf_appends(out, "-ERR out of memory\n");
 	}
