@@ -21,10 +21,8 @@
  *
  * Quarantine (spool.h layout): quarantine/QID is the message file as
  * received (its envelope records are the original envelope) and
- * quarantine/QID.reason a text record, written first:
- *
- *   MOAT-QUARANTINE 1\n  time EPOCH\n  rule NAME\n  dir inbound|outbound\n
- *   findings RULE(ACTION) ...\n  END\n
+ * quarantine/QID.why the record of src/common/quarantine.h, written
+ * first (reason = the findings, "RULE(ACTION) ...").
  *
  * Durability: both renames into quarantine/ are followed by an fsync of
  * the directory before the 250, as for incoming/.
@@ -47,6 +45,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../common/content.h"
+#include "../common/quarantine.h"
 #include "../common/spool.h"
 #include "smtp_in.h"
 
@@ -236,7 +235,7 @@ rewrite(struct smtp_txn *t)
 }
 
 /*
- * quarantine - quarantine/QID.reason (written in tmp/, fsync'ed,
+ * quarantine - quarantine/QID.why (written in tmp/, fsync'ed,
  * renamed), then the message itself, then an fsync of quarantine/.
  * The commit's own rename of the file into quarantine/ then renames
  * it onto itself (a no-op, rename(2)).
@@ -249,14 +248,15 @@ quarantine(struct smtp_txn *t)
 	char				 tpath[64], qpath[64], mpath[64];
 	int				 fd, n;
 
+	/* the record of src/common/quarantine.h, read by moatctl */
 	n = snprintf(rec, sizeof(rec), "MOAT-QUARANTINE 1\ntime %lld\n"
-	    "rule %s\ndir %s\nfindings %s\nEND\n", (long long)time(NULL),
-	    v->rule, (t->s->flags & (SF_RELAY | SF_AUTH)) ? "outbound" :
-	    "inbound", v->summary);
+	    "direction %s\nrule %s\nreason %.*s\nEND\n",
+	    (long long)time(NULL), (t->s->flags & (SF_RELAY | SF_AUTH)) ?
+	    "outbound" : "inbound", v->rule, QUAR_REASON_MAX - 1, v->summary);
 	if (n < 0 || (size_t)n >= sizeof(rec) ||
-	    snprintf(tpath, sizeof(tpath), "tmp/%s.reason", t->env.qid) >=
+	    snprintf(tpath, sizeof(tpath), "tmp/%s.why", t->env.qid) >=
 	    (int)sizeof(tpath) ||
-	    snprintf(qpath, sizeof(qpath), "quarantine/%s.reason",
+	    snprintf(qpath, sizeof(qpath), "quarantine/%s.why",
 	    t->env.qid) >= (int)sizeof(qpath) ||
 	    snprintf(mpath, sizeof(mpath), "quarantine/%s", t->env.qid) >=
 	    (int)sizeof(mpath))

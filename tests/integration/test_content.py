@@ -168,16 +168,25 @@ def test_rule_quarantine(moat):
     assert code == 250
     qid = text.split()[-1]
     names = m.spool_files("quarantine")
-    assert qid in names and qid + ".reason" in names
-    reason = (m.spool / "quarantine" / (qid + ".reason")).read_text()
+    assert qid in names and qid + ".why" in names
+    reason = (m.spool / "quarantine" / (qid + ".why")).read_text()
     assert reason.startswith("MOAT-QUARANTINE 1\n")
-    assert "rule macro\n" in reason and "dir inbound\n" in reason
+    assert "rule macro\n" in reason and "direction inbound\n" in reason
     assert reason.endswith("END\n")
     stored = (m.spool / "quarantine" / qid).read_bytes()
     assert stored.startswith(b"MOAT-SPOOL 1\n")
     assert ("from %s\n" % SENDER).encode() in stored
     assert ("rcpt %s\n" % RCPT).encode() in stored
     assert not m.maildir("user")
+    # the administrator sees it, and a release delivers it after all
+    out = m.ctl("quarantine", "list").stdout.decode()
+    assert qid in out and "(quarantined inbound: macro: " in out, out
+    show = m.ctl("quarantine", "show", qid).stdout.decode()
+    assert "rule: macro\n" in show and "rcpt: <%s>" % RCPT in show, show
+    r = m.ctl("quarantine", "release", qid)
+    assert r.returncode == 0, r
+    got = m.wait_maildir("user")
+    assert b"Sub AutoOpen()" in got[0] or b"letter.doc" in got[0]
 
 
 def test_rule_discard(moat):
