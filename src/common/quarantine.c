@@ -1,11 +1,7 @@
 /*
- * quarantine.c - the quarantine record (quarantine.h): writer for
- * smtp-in, strict reader for the queue role.
- *
- * Durability is that of accepted mail: the record is fsync'ed before
- * the message is renamed beside it, and the directory is fsync'ed after
- * the rename, so once smtp-in answers, the message and its reason are
- * on disk.  The reader refuses anything it did not write (STYLE.md 10).
+ * quarantine.c - the strict reader of the quarantine record
+ * (quarantine.h) for the queue role.  It refuses anything that is not
+ * exactly the record smtp-in writes (STYLE.md 10).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,56 +17,8 @@
 #define WHY_MAX		1024	/* the record is small: anything larger is
 				   not ours */
 
-static void	clean_copy(char *, size_t, const char *);
 static int	take(const char **, const char *, const char *, char *,
 		    size_t);
-
-/* quarantine_commit - see quarantine.h */
-int
-quarantine_commit(struct spool_msg *m, const struct quar_why *w)
-{
-	char	 rule[QUAR_RULE_MAX], reason[QUAR_REASON_MAX];
-	char	 rec[WHY_MAX], tmp[64], path[64];
-	int	 fd, n, saved;
-
-	clean_copy(rule, sizeof(rule), w->rule);
-	clean_copy(reason, sizeof(reason), w->reason);
-	n = snprintf(rec, sizeof(rec), "MOAT-QUARANTINE 1\ntime %lld\n"
-	    "direction %s\nrule %s\nreason %s\nEND\n", (long long)w->time,
-	    w->outbound ? "outbound" : "inbound", rule, reason);
-	if (n < 0 || (size_t)n >= sizeof(rec) ||
-	    snprintf(tmp, sizeof(tmp), "%s/%s.why.tmp", QUAR_DIR, m->qid) >=
-	    (int)sizeof(tmp) ||
-	    snprintf(path, sizeof(path), "%s/%s.why", QUAR_DIR, m->qid) >=
-	    (int)sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) == -1)
-		return -1;
-	if (write(fd, rec, (size_t)n) != n || fsync(fd) == -1) {
-		saved = errno ? errno : EIO;
-		close(fd);
-		(void)unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	if (rename(tmp, path) == -1) {
-		saved = errno;
-		(void)unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	if (spool_msg_commit(m, QUAR_DIR) == -1) {
-		saved = errno;
-		(void)unlink(path);
-		errno = saved;
-		return -1;
-	}
-	return spool_dir_sync(QUAR_DIR);
-}
 
 /* quarantine_why_read - see quarantine.h */
 int
@@ -150,19 +98,4 @@ take(const char **sp, const char *key, const char *end, char *out,
 	out[n] = '\0';
 	*sp = nl + 1;
 	return 0;
-}
-
-/* clean_copy - printable ASCII only, one line, truncated */
-static void
-clean_copy(char *out, size_t outsz, const char *in)
-{
-	size_t	 i;
-
-	for (i = 0; i + 1 < outsz && in[i] != '\0'; i++)
-		out[i] = in[i] >= ' ' && in[i] < 0x7f ? in[i] : '?';
-	out[i] = '\0';
-	if (i == 0 && outsz > 1) {
-		out[0] = '-';
-		out[1] = '\0';
-	}
 }

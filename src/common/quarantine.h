@@ -15,8 +15,8 @@
  *   reason TEXT\n          one line of printable ASCII
  *   END\n
  *
- * smtp-in writes both (quarantine_commit) instead of committing into
- * incoming/; the queue role lists, shows, releases (rename into
+ * smtp-in writes both (src/smtp_in/smtp_content.c) instead of
+ * committing into incoming/; the queue role lists, shows, releases (rename into
  * incoming/, so the queue delivers it to the original recipients) and
  * deletes them for moatctl, and removes them after
  * quarantine_lifetime.
@@ -39,15 +39,6 @@ struct quar_why {
 	char		 rule[QUAR_RULE_MAX];
 	char		 reason[QUAR_REASON_MAX];
 };
-
-/*
- * quarantine_commit - put a finished (spool_msg_finish'ed) message into
- * quarantine/: write QID.why durably, rename tmp/QID to quarantine/QID,
- * fsync quarantine/.  Cwd is the spool.  0, or -1 (errno) with the
- * message left for spool_msg_abort().  Blocks on the disk: smtp-in
- * calls it from a commit thread.  rule and reason are sanitized.
- */
-int	quarantine_commit(struct spool_msg *, const struct quar_why *);
 
 /* quarantine_why_read - parse quarantine/QID.why; 0 or -1 */
 int	quarantine_why_read(const char *qid, struct quar_why *);
