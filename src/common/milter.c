@@ -1217,16 +1217,25 @@ static void
 m_close(struct mconn *m, int quit)
 {
 	static const unsigned char	 q[5] = { 0, 0, 0, 1, SMFIC_QUIT };
+	struct evbuffer			*out;
+	unsigned char			*p;
 	evutil_socket_t			 fd;
 
 	if (m->bev != NULL) {
 		fd = bufferevent_getfd(m->bev);
+		out = bufferevent_get_output(m->bev);
+		/*
+		 * Best effort, without waiting: what is queued (an ABORT)
+		 * and QUIT go out now if the socket takes them; otherwise
+		 * the milter sees EOF, which libmilter also takes as the end
+		 */
 		if (quit && m->state == M_READY && fd != -1 &&
-		    evbuffer_get_length(bufferevent_get_output(m->bev)) == 0)
-			if (write(fd, q, sizeof(q)) != (ssize_t)sizeof(q)) {
-				/* best effort: the milter sees EOF, which
-				   libmilter also takes as the end */
-			}
+		    evbuffer_add(out, q, sizeof(q)) == 0 &&
+		    (p = evbuffer_pullup(out, -1)) != NULL &&
+		    write(fd, p, evbuffer_get_length(out)) == -1) {
+			/* the output's front is the bufferevent's: write
+			   a copy; a short or failed write is just EOF */
+		}
 		bufferevent_free(m->bev);
 		m->bev = NULL;
 	}
