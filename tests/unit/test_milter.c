@@ -254,7 +254,8 @@ static const struct clamd_case clamd_cases[] = {
 	{ B("INSTREAM size limit exceeded. ERROR\0"), CLAMD_ERROR,
 	    "INSTREAM size limit exceeded." },
 	{ B("stream: OKAY\0"), CLAMD_ERROR, "unexpected reply" },
-	{ B("stream:  FOUND\0"), CLAMD_VIRUS, "" },
+	/* a detection without a name is not one */
+	{ B("stream:  FOUND\0"), CLAMD_ERROR, "unexpected reply" },
 	{ B("\0"), CLAMD_ERROR, "unexpected reply" },
 	{ B(""), CLAMD_ERROR, "unexpected reply" },
 	{ B("stream: X\x01\xff FOUND"), CLAMD_VIRUS, "X??" },
