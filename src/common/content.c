@@ -412,9 +412,9 @@ content_rewrite(const struct content_scan *s, int fd, off_t off,
 					break;
 			if (j < i)
 				continue;
-			buf_appendf(&b, "%s%s%s", any ? ", " : "X-Moat-Content: ",
-			    s->f[i].rule, s->f[i].action == CA_STRIP ?
-			    " (removed)" : "");
+			buf_appendf(&b, "%s%s%s", any ? ", " :
+			    "X-Moat-Content: ", s->f[i].rule,
+			    s->f[i].action == CA_STRIP ? " (removed)" : "");
 			any = 1;
 		}
 	if (any && (buf_appends(&b, "\r\n") == -1 ||

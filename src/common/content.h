@@ -74,7 +74,7 @@ struct content_verdict {
 	enum content_action	 action;
 	char			 rule[CONTENT_RULE_NAME_MAX + 1];
 					/* the deciding rule, "" = none */
-	char			 reply[160];	/* reject/tempfail: SMTP reply */
+	char			 reply[160];	/* reject, tempfail */
 	int			 rewrite;	/* content_rewrite() needed */
 	char			 summary[CONTENT_SUMMARY_MAX];
 					/* "rule(action) detail; ..." */

@@ -74,11 +74,11 @@ struct mime_parser {
 	struct entity		*stk;
 	unsigned		 n;		/* open entities */
 	unsigned		 nparts;
-	int			 skip;		/* structure no longer followed */
+	int			 skip;		/* structure not followed */
 	int			 ended;
 	const char		*malformed;
 	uint64_t		 off;		/* octets fed */
-	unsigned		 prev_eol;	/* terminator of the last line */
+	unsigned		 prev_eol;	/* last line's terminator */
 	int			 inpiece;	/* line being cut in pieces */
 	char			 line[MIME_LINE_MAX];
 	size_t			 linelen;

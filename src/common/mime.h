@@ -63,7 +63,7 @@ enum mime_enc {
 
 /* one entity; valid during the callbacks only (it lives on a stack) */
 struct mime_part {
-	unsigned		 id;		/* 0 = the message, then in order */
+	unsigned		 id;		/* 0 = the message, ... */
 	unsigned		 depth;		/* 0 = the message */
 	const struct mime_part	*parent;	/* NULL for the message */
 	unsigned		 flags;		/* MP_* */
@@ -74,7 +74,7 @@ struct mime_part {
 	size_t			 namelen;
 	uint64_t		 start;		/* first header octet */
 	uint64_t		 body;		/* first body octet */
-	uint64_t		 end;		/* one past the last (part_end) */
+	uint64_t		 end;		/* past the last (part_end) */
 };
 
 struct mime_cb {

@@ -118,7 +118,8 @@ static const struct mcase cases[] = {
 	{ "quoted-printable",
 	  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 	  "caf=C3=A9 soft=\r\nbreak  \r\nx=3D=\r\n",
-	  "<0:0:text/plain::2:10>caf\xc3\xa9 softbreak\r\nx=</0>", NULL, 0, 0, 0, 0 },
+	  "<0:0:text/plain::2:10>caf\xc3\xa9 softbreak\r\nx=</0>",
+	  NULL, 0, 0, 0, 0 },
 	{ "RFC 2231 continuations",
 	  "Content-Type: application/pdf\r\nContent-Disposition: attachment;"
 	  "\r\n filename*0*=UTF-8''%E2%82%AC%20in;\r\n filename*2=\".exe\";"
@@ -161,7 +162,8 @@ static const struct mcase cases[] = {
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
 	  "a\r\n--bb\r\nc\r\n--b--\r\n",
 	  "<0:0:multipart/mixed::0:1><1:1:text/plain::0:18>a</1>"
-	  "<2:1:text/plain::0:18></2></0>", "junk after a boundary delimiter", 0, 0, 0, 0 },
+	  "<2:1:text/plain::0:18></2></0>",
+	  "junk after a boundary delimiter", 0, 0, 0, 0 },
 	{ "transport padding",
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b  \r\n\r\n"
 	  "a\r\n--b-- \t\r\n",
@@ -180,13 +182,16 @@ static const struct mcase cases[] = {
 	  "<0:0:text/plain::0:0></0>", "duplicate Content-Type", 0, 0, 0, 0 },
 	{ "bad header line",
 	  "Subject: a\r\nnot a header\r\n\r\nb\r\n",
-	  "<0:0:text/plain::0:10>b</0>", "header line without a field name", 0, 0, 0, 0 },
+	  "<0:0:text/plain::0:10>b</0>",
+	  "header line without a field name", 0, 0, 0, 0 },
 	{ "base64 junk",
 	  "Content-Transfer-Encoding: base64\r\n\r\nQU*JD\r\n",
-	  "<0:0:text/plain::1:10>ABC</0>", "invalid base64 character", 0, 0, 0, 0 },
+	  "<0:0:text/plain::1:10>ABC</0>",
+	  "invalid base64 character", 0, 0, 0, 0 },
 	{ "base64 after padding",
 	  "Content-Transfer-Encoding: base64\r\n\r\nQQ==QkM=\r\n",
-	  "<0:0:text/plain::1:10>ABC</0>", "base64 data after padding", 0, 0, 0, 0 },
+	  "<0:0:text/plain::1:10>ABC</0>",
+	  "base64 data after padding", 0, 0, 0, 0 },
 	{ "depth limit",
 	  "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n"
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n"
