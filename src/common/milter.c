@@ -328,7 +328,8 @@ int
 milter_connect(struct milter_session *s, const char *hostname,
     const struct sockaddr *sa, milter_cb cb, void *arg)
 {
-	char		 addr[INET6_ADDRSTRLEN + 1], port[8], us[300];
+	char		 addr[INET6_ADDRSTRLEN + 1], port[8];
+	char		 us[MILTER_NAME_MAX + INET6_ADDRSTRLEN + 8];
 	const struct sockaddr_un *sun;
 	struct mop	*op;
 	size_t		 hl = strlen(hostname), al = 0, n;
