@@ -14,8 +14,8 @@
  * Invariants:
  *  - Memory per scan is bounded: the parser's, the sniff buffer, and
  *    the window and ring, allocated on first use.  Findings beyond
- *    CONTENT_FINDINGS_MAX are logged and counted but not kept; the
- *    verdict stays the most severe action of all of them.
+ *    CONTENT_FINDINGS_MAX are neither logged nor kept; the verdict
+ *    stays the most severe action of all of them.
  *  - Strip targets: a part is removed together with its enclosing
  *    parts up to the nearest one that is a part of a multipart (a
  *    message/rfc822 part is removed whole).  When there is none, the
@@ -944,6 +944,9 @@ finding(struct content_scan *s, const char *rule, enum content_action a,
 {
 	char	 d[256], name[256];
 
+	/* a zip of 10000 bad names is one verdict, not 10000 log lines */
+	if (s->nf >= CONTENT_FINDINGS_MAX)
+		goto keep;
 	log_sanitize_text(detail, dlen, d, sizeof(d));
 	if (mp != NULL && mp->namelen > 0)
 		log_sanitize_text(mp->name, mp->namelen, name, sizeof(name));
@@ -954,11 +957,10 @@ finding(struct content_scan *s, const char *rule, enum content_action a,
 	    content_action_names[a], s->dir == DIR_INBOUND ? "inbound" :
 	    "outbound", mp != NULL ? mp->id : 0, mp != NULL ? mp->type : "-",
 	    name, d);
-	if (s->nf < CONTENT_FINDINGS_MAX) {
-		s->f[s->nf].rule = rule;
-		s->f[s->nf].action = a;
-		s->nf++;
-	}
+	s->f[s->nf].rule = rule;
+	s->f[s->nf].action = a;
+	s->nf++;
+keep:
 	if (a > s->v.action) {
 		s->v.action = a;
 		snprintf(s->v.rule, sizeof(s->v.rule), "%s", rule);
