@@ -3,7 +3,8 @@
 #   make            build moatd, moatctl, moat-sendmail into build/
 #   make run        install missing packages, build, start the dev config
 #   make check      install missing packages, build, unit + integration
-#                   tests, then the integration tests again under ASan+UBSan
+#                   tests, then the integration tests again under ASan+UBSan,
+#                   and a part of them with LeakSanitizer (integration-lsan)
 #   make fuzz       build the libFuzzer targets; make fuzz-smoke runs them
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -49,7 +50,8 @@ obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
 PROGS = $(BUILD)/moatd $(BUILD)/moatctl $(BUILD)/moat-sendmail
 
-.PHONY: all deps run check unit integration asan integration-asan fuzz \
+.PHONY: all deps run check unit integration asan integration-asan \
+	integration-lsan fuzz \
 	fuzz-smoke install clean bench bench-quick lint
 
 all: $(PROGS)
@@ -114,11 +116,17 @@ integration: all $(BUILD)/mailq
 integration-asan: asan
 	MOAT_BUILD=$(CURDIR)/$(BUILD)/asan MOAT_ASAN=1 sh mk/run-pytest.sh
 
+# LeakSanitizer on in every moatd process of a representative part of
+# the suite: moatd runs as the role user, no chroot, sandbox = no
+integration-lsan: asan
+	MOAT_BUILD=$(CURDIR)/$(BUILD)/asan sh mk/run-lsan.sh
+
 check: deps
 	$(MAKE) all $(BUILD)/mailq
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) integration-asan
+	$(MAKE) integration-lsan
 	$(MAKE) fuzz-smoke
 
 run: deps

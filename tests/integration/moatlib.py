@@ -33,6 +33,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MOAT_BUILD") or REPO / "build")
 ASAN = os.environ.get("MOAT_ASAN") == "1"
+# LeakSanitizer run (make integration-lsan, mk/run-lsan.sh): as root,
+# moatd is started as RUN_USER (no chroot, /proc readable) with
+# sandbox = no (LSan stops the process with ptrace at exit)
+LSAN = os.environ.get("MOAT_LSAN") == "1"
 # time scale of every bound: ASan+UBSan binaries are slower
 SLOW = 3.0 if ASAN else 1.0
 
@@ -280,6 +284,10 @@ class Moat:
             "dns_servers": "127.0.0.1:9",
             "log": "stderr",
         }
+        if LSAN:
+            self.settings["sandbox"] = "no"
+            if IS_ROOT:
+                os.chown(self.dir, *run_ids())
         self.write_config(**overrides)
 
     # ---- config ----------------------------------------------------
@@ -321,10 +329,19 @@ class Moat:
         args = [str(bin_path("moatd")), "-c", str(self.conf)]
         if self.debug:
             args.append("-d")
+        ids = {}
+        if LSAN and IS_ROOT:
+            uid, gid = run_ids()
+            ids = {"user": uid, "group": gid, "extra_groups": []}
+            # the files a test made beside us (keys, maps) must be
+            # readable by a master that is not root
+            for p in self.dir.parent.iterdir():
+                if p.is_file():
+                    os.chown(p, uid, gid)
         with open(self.logfile, "ab") as log:
             self.proc = subprocess.Popen(
                 args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log, env=self.env(), start_new_session=True)
+                stderr=log, env=self.env(), start_new_session=True, **ids)
         if wait:
             self.wait_ready(timeout)
         return self
