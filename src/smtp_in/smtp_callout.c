@@ -83,10 +83,10 @@ struct smtp_callout {
 	struct event		*timer;
 	unsigned		 port;
 	char			 host[DNS_NAME_MAX + 1];
-	char			 relay[DNS_NAME_MAX + 16];	/* for the log */
-	char			 addr[CO_ADDR_MAX];		/* as received */
+	char			 relay[DNS_NAME_MAX + 16]; /* for the log */
+	char			 addr[CO_ADDR_MAX];	/* as received */
 	size_t			 addrlen;
-	unsigned		 code;		/* of the RCPT, or the failure */
+	unsigned		 code;	/* of the RCPT, or the failure */
 	int			 counted;	/* in ninflight */
 };
 
