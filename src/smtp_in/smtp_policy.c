@@ -70,6 +70,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../common/config.h"
+#include "../common/content.h"
 #include "../common/dns.h"
 #include "../common/dnsbl.h"
 #include "../common/spf.h"
@@ -218,6 +219,15 @@ void
 smtp_in_preinit(struct role_ctx *ctx)
 {
 	(void)smtp_in_base(ctx->conf);
+	/*
+	 * libmagic reads its database now: inside the chroot it is not
+	 * there, and under the syscall filter magic_load() would be
+	 * killed (access(2)).  Without it, types come from names and
+	 * declared types, and PE/ELF programs by their first octets.
+	 */
+	if (content_enabled(ctx->conf) && content_preinit() == -1)
+		log_warnx("event=start reason=\"libmagic database not "
+		    "loaded; detected types limited to programs\"");
 }
 
 /*

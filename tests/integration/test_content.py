@@ -260,3 +260,19 @@ def test_rules_file_errors(moat):
     err = r.stderr.decode()
     assert "%s:2: bad pattern at offset 1" % path in err
     assert "%s:3: scope must be" % path in err
+
+
+def test_libmagic_type_in_the_daemon(moat):
+    # only libmagic can call this a PDF: the name and the declared type
+    # say text; smtp-in loaded the database before its chroot
+    m = start(moat, attachment_block=["application/pdf"])
+    pdf = (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+           b"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
+    code, text = send(m, message(attachments=[
+        (pdf, "text", "plain", "notes.txt")]))
+    assert code == 554, (code, text)
+    assert not m.maildir("user")
+    assert not m.log_lines(r"libmagic database not loaded")
+    code, _ = send(m, message(attachments=[
+        (b"just words\n", "text", "plain", "words.txt")]))
+    assert code == 250
