@@ -49,6 +49,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "authdb.h"
+#include "addr.h"
 #include "config.h"
 #include "content.h"
 #include "rcptmap.h"
@@ -269,6 +270,8 @@ static const struct keyword keywords[] = {
 	    "0", 0, 1000000, 0 },
 	{ "content_filter",	KW_BOOL,	OFF(content_filter), 0,
 	    "no", 0, 0, 0 },
+	{ "content_notify",	KW_WORDS,	OFF(content_notify),
+	    OFF(ncontent_notify), NULL, 0, 16, 0 },
 	{ "content_rules",	KW_PATH,	OFF(content_rules_file), 0,
 	    NULL, 0, 0, 0 },
 	{ "data_timeout",	KW_DURATION,	OFF(data_timeout), 0,
@@ -541,6 +544,9 @@ config_free(struct config *c)
 	free(c->rhsbl);
 	free(c->relay_recipients_file);
 	rcptmap_free(c->relay_rcpts);
+	for (i = 0; i < c->ncontent_notify; i++)
+		free(c->content_notify[i]);
+	free(c->content_notify);
 	for (i = 0; i < c->nattachment_block; i++)
 		free(c->attachment_block[i]);
 	free(c->attachment_block);
@@ -1721,9 +1727,20 @@ kw_bad(struct parse *ps, const char *name)
 static void
 check_semantics(struct parse *ps, struct config *c)
 {
+	struct addr	 ad;
+	const char	*why = NULL;
 	char		 a[32], b[32];
 	unsigned	 l1, l2;
+	size_t		 i;
 
+	for (i = 0; i < c->ncontent_notify; i++)
+		if (addr_parse_mailbox(c->content_notify[i],
+		    strlen(c->content_notify[i]), 0, &ad, &why) == -1 ||
+		    ad.domain == NULL)
+			conf_errl(ps, kw_line(ps, "content_notify"),
+			    "bad address \"%s\" in content_notify: %s",
+			    c->content_notify[i], ad.domain == NULL &&
+			    why == NULL ? "no domain" : why);
 	l1 = kw_line(ps, "retry_min");
 	l2 = kw_line(ps, "retry_max");
 	if (!kw_bad(ps, "retry_min") && !kw_bad(ps, "retry_max") &&

@@ -279,6 +279,10 @@ struct config {
 
 	/* content filter: common/content.h, common/mime.h */
 	int			 content_filter;	/* scan at all */
+	char			**content_notify;	/* admin addresses
+							   told of content
+							   actions */
+	size_t			 ncontent_notify;
 	char			**attachment_block;	/* words, lower case:
 						   extensions, MIME types */
 	size_t			 nattachment_block;

@@ -129,6 +129,7 @@ int
 smtp_content_finish(struct smtp_txn *t)
 {
 	const struct content_verdict	*v;
+	int				 r = 0;
 
 	if (t->content == NULL)
 		return spool_msg_finish(&t->msg);
@@ -136,10 +137,14 @@ smtp_content_finish(struct smtp_txn *t)
 	if (spool_msg_finish(&t->msg) == -1)
 		return -1;
 	if (v->action == CA_QUARANTINE)
-		return quarantine(t);
-	if (v->rewrite)
-		return rewrite(t);
-	return 0;
+		r = quarantine(t);
+	else if (v->rewrite)
+		r = rewrite(t);
+	/* the people concerned hear of a quarantine or a strip */
+	if (r == 0)
+		smtp_notify_content(t, v, (t->s->flags & (SF_RELAY |
+		    SF_AUTH)) != 0, smtp_srv->conf->hostname);
+	return r;
 }
 
 /* smtp_content_dir - the directory the commit renames the file into */

@@ -318,4 +318,9 @@ int	smtp_auth_b64_decode(const char *, size_t, char *, size_t,
 	    size_t *);
 int	smtp_auth_plain(const char *, size_t, struct smtp_sasl_plain *);
 
+/* smtp_notify.c: notices of content actions (commit thread) */
+struct content_verdict;
+void	smtp_notify_content(const struct smtp_txn *,
+	    const struct content_verdict *, int outbound, const char *host);
+
 #endif

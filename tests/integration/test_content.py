@@ -70,6 +70,15 @@ def send(m, msg, source=INBOUND):
         return code, text.decode()
 
 
+def delivered(m, user="user"):
+    """The message itself, once it and the content notice are there."""
+    got = m.wait_maildir(user, count=2)
+    mail = [g for g in got if b"\nSubject: Content filter: " not in g]
+    notes = [g for g in got if b"\nSubject: Content filter: " in g]
+    assert len(mail) == 1 and len(notes) == 1, got
+    return mail[0]
+
+
 def parts(raw):
     return list(email.message_from_bytes(
         raw, policy=email.policy.default).walk())
@@ -114,7 +123,7 @@ def test_zip_with_exe_stripped(moat):
         (buf.getvalue(), "application", "zip", "files.zip"),
         (b"%PDF-1.4\n%ok\n", "application", "pdf", "fine.pdf")]))
     assert code == 250
-    raw = m.wait_maildir("user")[0]
+    raw = delivered(m)
     # below our Received header, which the rewrite keeps
     assert b"\nX-Moat-Content: attachment_block (removed)\nFrom: " in raw
     ps = parts(raw)
@@ -161,7 +170,7 @@ def test_rule_tag(moat):
 
 
 def test_rule_quarantine(moat):
-    m = start(moat, rules=RULES)
+    m = start(moat, rules=RULES, content_notify="admin@example.test")
     code, text = send(m, message(attachments=[
         (b"Sub AutoOpen()\r\nEnd Sub\r\n" * 50, "application",
          "msword", "letter.doc")]))
@@ -177,7 +186,20 @@ def test_rule_quarantine(moat):
     assert stored.startswith(b"MOAT-SPOOL 1\n")
     assert ("from %s\n" % SENDER).encode() in stored
     assert ("rcpt %s\n" % RCPT).encode() in stored
-    assert not m.maildir("user")
+    # the internal recipient and the admin get a notice, not the mail;
+    # the external sender hears nothing (no backscatter)
+    notice = m.wait_maildir("user")
+    assert len(notice) == 1
+    n = email.message_from_bytes(notice[0], policy=email.policy.default)
+    assert n["Subject"] == "Content filter: a message was quarantined"
+    assert n["Auto-Submitted"] == "auto-generated"
+    assert "Rule:      macro" in n.get_content()
+    assert "moatctl quarantine release %s" % qid in n.get_content()
+    assert b"AutoOpen" not in notice[0]
+    assert len(m.wait_maildir("admin")) == 1
+    assert SENDER.encode() not in m.ctl("queue").stdout
+    assert m.log_lines(r"event=content_notice qid=%s notice_qid=\w+ "
+                       r"nrcpt=2$" % qid)
     # the administrator sees it, and a release delivers it after all
     out = m.ctl("quarantine", "list").stdout.decode()
     assert qid in out and "(quarantined inbound: macro: " in out, out
@@ -185,8 +207,8 @@ def test_rule_quarantine(moat):
     assert "rule: macro\n" in show and "rcpt: <%s>" % RCPT in show, show
     r = m.ctl("quarantine", "release", qid)
     assert r.returncode == 0, r
-    got = m.wait_maildir("user")
-    assert b"Sub AutoOpen()" in got[0] or b"letter.doc" in got[0]
+    got = m.wait_maildir("user", count=2)
+    assert any(b"letter.doc" in g for g in got), got
 
 
 def test_rule_discard(moat):
@@ -240,7 +262,7 @@ def test_nested_multipart_and_rfc822(moat):
     m = start(moat, attachment_action="strip")
     code, _ = send(m, outer.as_bytes(policy=email.policy.SMTP))
     assert code == 250
-    raw = m.wait_maildir("user")[0]
+    raw = delivered(m)
     ps = parts(raw)
     kinds = [p.get_content_type() for p in ps]
     assert "message/rfc822" in kinds
