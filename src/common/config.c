@@ -347,6 +347,8 @@ static const struct keyword keywords[] = {
 	    "256K", 1024, 16 * MIB, 0 },
 	{ "mime_max_parts",	KW_COUNT,	OFF(mime_max_parts), 0,
 	    "500", 1, 100000, 0 },
+	{ "min_data_rate",	KW_COUNT,	OFF(min_data_rate), 0,
+	    "500", 0, 1000000000, 0 },
 	{ "min_free_space",	KW_SIZE,	OFF(min_free_space), 0,
 	    "100M", 0, 1024 * GIB, 0 },
 	{ "msg_rate_limit",	KW_COUNT,	OFF(msg_rate_limit), 0,

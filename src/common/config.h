@@ -260,6 +260,9 @@ struct config {
 	size_t			 greylist_auto_allow;	/* passes; 0 off */
 
 	size_t			 min_free_space; /* spool; 0 = no check */
+	size_t			 min_data_rate;	/* octets/s in DATA/BDAT
+						   beyond data_timeout;
+						   0 = no check */
 	int			 sandbox;	/* seccomp on smtp-in/-out */
 
 	/* content scanners: common/clamd.h, common/milter.h */

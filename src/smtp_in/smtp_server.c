@@ -570,20 +570,35 @@ server_sweep(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (c->ncmds != s->ncmds ||
-		    !(ST(s->state) & (ST_COMMANDS | ST(SMTP_ST_AUTH_INPUT))) ||
+		    !(ST(s->state) & (ST_COMMANDS | ST(SMTP_ST_AUTH_INPUT) |
+		    ST(SMTP_ST_DATA) | ST(SMTP_ST_BDAT))) ||
 		    (s->flags & (SF_POLWAIT | SF_TARPIT | SF_GREETWAIT |
 		    SF_OUTFULL))) {
 			c->ncmds = s->ncmds;
 			c->since = now;
 			continue;
 		}
-		/* "<=": since is rounded down, and an idle client is the
-		   read timeout's, which logs it as such */
-		if (now - c->since <= smtp_srv->cmd_tv.tv_sec)
+		if (ST(s->state) & (ST(SMTP_ST_DATA) | ST(SMTP_ST_BDAT))) {
+			/*
+			 * The content: data_timeout, plus one second per
+			 * min_data_rate octets received (as Postfix's
+			 * smtpd_min_data_rate), so a trickle is cut while
+			 * a slow but honest link is not.
+			 */
+			if (smtp_srv->conf->min_data_rate == 0 ||
+			    now - c->since <= smtp_srv->data_tv.tv_sec +
+			    (time_t)((s->txn != NULL ? s->txn->size : 0) /
+			    smtp_srv->conf->min_data_rate))
+				continue;
+		} else if (now - c->since <= smtp_srv->cmd_tv.tv_sec)
+			/* "<=": since is rounded down, and an idle client is
+			   the read timeout's, which logs it as such */
 			continue;
 		log_info("event=timeout client=%s sid=%lu state=%s "
-		    "detail=command_deadline", s->addrtext, s->id,
-		    smtp_state_name(s->state));
+		    "detail=%s", s->addrtext, s->id,
+		    smtp_state_name(s->state), ST(s->state) &
+		    (ST(SMTP_ST_DATA) | ST(SMTP_ST_BDAT)) ? "data_deadline" :
+		    "command_deadline");
 		s->reason = "timeout";
 		smtp_close(s, "421 4.4.2 Timeout");
 		/* whatever still trickles in is not read any more */

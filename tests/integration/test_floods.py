@@ -285,3 +285,41 @@ def test_pipelining_flood(moat):
         # bounded by the input watermark and the output cap (64 KiB
         # each), not by the 1.5 MB of commands
         assert rss_peak - rss0 < 8 * 1024, (rss0, rss_peak)
+
+
+def test_slowloris_in_data(moat):
+    # data_timeout alone is an idle limit: a byte a second would hold
+    # the session for ever.  min_data_rate cuts it; nothing is queued.
+    m = moat(data_timeout="2s", min_data_rate=100)
+    c = m.raw()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<slow@remote.test>").code == 250
+    assert c.cmd("RCPT TO:<user@example.test>").code == 250
+    assert c.cmd("DATA").code == 354
+    t0 = time.monotonic()
+    cut = None
+    body = b"Subject: slow\r\n\r\n" + b"x" * 200
+    for i in range(len(body)):
+        if time.monotonic() - t0 > 15 * moatlib.SLOW:
+            break
+        try:
+            c.send(body[i:i + 1])
+        except OSError:
+            pass
+        c.sock.settimeout(0.01)
+        try:
+            c._fill()
+        except (socket.timeout, BlockingIOError):
+            pass
+        if b"421 4.4.2 Timeout\r\n" in c.buf or c.eof:
+            cut = time.monotonic() - t0
+            break
+        # the well-behaved meanwhile, once
+        if i == 1:
+            good_client(m)
+        time.sleep(1)
+    assert cut is not None and cut < 8 * moatlib.SLOW, cut
+    m.wait_log(r"event=timeout client=127\.0\.0\.1 sid=\d+ state=data "
+               r"detail=data_deadline")
+    assert len(m.wait_maildir("user")) == 1     # the good client's only
+    print("\nDATA slowloris cut after %.1fs" % cut)
