@@ -268,6 +268,7 @@ data_out(void *arg, const char *p, size_t len)
 	/* the header From: check of untrusted clients (smtp_policy.c) */
 	smtp_policy_content(t->s, p, len);
 	smtp_content_data(t, p, len);
+	smtp_scan_data(t, p, len);
 	if (len > 0 && p[len - 1] == '\n')
 		t->flags |= TF_LF;
 	else if (len > 0)
@@ -277,6 +278,8 @@ data_out(void *arg, const char *p, size_t len)
 	if (spool_msg_write(&t->msg, p, len) == -1) {
 		log_warn("event=error qid=%s error=spool_write", t->env.qid);
 		t->flags |= TF_IOERR;
+		if (errno == ENOSPC || errno == EDQUOT)
+			t->flags |= TF_NOSPACE;
 		data_drop_file(t);
 	}
 	return 0;
@@ -309,6 +312,10 @@ data_verdict(struct smtp_txn *t, const char **reason)
 		*reason = "long_line";
 		return "550 5.6.0 Line too long";
 	}
+	if (t->flags & TF_NOSPACE) {
+		*reason = "disk_full";
+		return "452 4.3.1 Insufficient system storage";
+	}
 	if (t->flags & TF_IOERR) {
 		*reason = "spool_write";
 		return "451 4.3.0 Local error in processing";
@@ -333,21 +340,55 @@ data_end(struct smtp_session *s)
 
 	if ((reply = data_verdict(t, &reason)) != NULL ||
 	    (reply = smtp_content_verdict(t, &reason)) != NULL) {
-		log_info("event=reject qid=%s client=%s reason=%s%s size=%llu "
-		    "sid=%lu", t->env.qid, s->addrtext, reason,
-		    (t->scan.errors & DS_BARE_CR) ? " detail=bare_cr" :
-		    (t->scan.errors & DS_BARE_LF) ? " detail=bare_lf" : "",
-		    (unsigned long long)t->size, s->id);
-		STATS_ADD(msg_rejected, 1);
-		smtp_txn_free(s);
-		smtp_enter_state(s, SMTP_ST_HELO);
-		smtp_reply(s, "%s", reply);
+		smtp_data_refuse(s, reply, reason);
 		return;
 	}
+	/* clamd and the milters (smtp_scan.c) answer from the loop */
+	if (smtp_scan_end(s))
+		return;
+	smtp_data_commit(s);
+}
+
+/*
+ * smtp_data_refuse - the final reply that refuses the message (or, for
+ * a discard, fakes its acceptance); reason goes to the log
+ */
+void
+smtp_data_refuse(struct smtp_session *s, const char *reply,
+    const char *reason)
+{
+	struct smtp_txn	*t = s->txn;
+
+	log_info("event=reject qid=%s client=%s reason=%s%s size=%llu "
+	    "sid=%lu", t->env.qid, s->addrtext, reason,
+	    (t->scan.errors & DS_BARE_CR) ? " detail=bare_cr" :
+	    (t->scan.errors & DS_BARE_LF) ? " detail=bare_lf" : "",
+	    (unsigned long long)t->size, s->id);
+	STATS_ADD(msg_rejected, 1);
+	if (s->state == SMTP_ST_COMMIT)
+		smtp_enter_state(s, SMTP_ST_HELO);	/* from smtp_scan.c */
+	smtp_txn_free(s);
+	smtp_enter_state(s, SMTP_ST_HELO);
+	smtp_reply(s, "%s", reply);
+	if (s->flags & SF_SHUTDOWN) {
+		s->reason = "shutdown";
+		smtp_close(s, "421 4.3.2 Service shutting down");
+	}
+	/* resumed from a scanner callback: the pipelined input waits */
+	smtp_session_process(s);
+}
+
+/* smtp_data_commit - the message goes to the commit threads */
+void
+smtp_data_commit(struct smtp_session *s)
+{
+	struct smtp_txn	*t = s->txn;
+
 	if (t->scan.errors & DS_NUL)
 		log_info("event=note qid=%s client=%s note=nul_in_content "
 		    "sid=%lu", t->env.qid, s->addrtext, s->id);
-	smtp_enter_state(s, SMTP_ST_COMMIT);
+	if (s->state != SMTP_ST_COMMIT)
+		smtp_enter_state(s, SMTP_ST_COMMIT);
 	commit_submit(t);
 }
 
@@ -416,6 +457,7 @@ txn_open(struct smtp_session *s)
 		return -1;
 	}
 	smtp_content_begin(s, t);
+	smtp_scan_begin(s, t);
 	return 0;
 }
 
@@ -593,7 +635,12 @@ commit_batch(struct smtp_txn *batch)
 	int		 renamed = 0;
 
 	for (t = batch; t != NULL; t = t->next) {
-		if ((t->result = smtp_content_finish(t)) == -1) {
+		if ((t->result = smtp_content_finish(t)) == 0 &&
+		    strcmp(smtp_content_dir(t), "incoming") == 0)
+			t->result = smtp_scan_finish(t);
+		if (t->result == -1) {
+			if (errno == ENOSPC || errno == EDQUOT)
+				t->flags |= TF_NOSPACE;
 			log_warn("event=error qid=%s error=spool_finish",
 			    t->env.qid);
 			data_drop_file(t);
@@ -667,7 +714,10 @@ commit_complete(struct smtp_session *s)
 		log_info("event=reject qid=%s client=%s reason=commit_failed "
 		    "sid=%lu", t->env.qid, s->addrtext, s->id);
 		STATS_ADD(msg_rejected, 1);
-		smtp_reply(s, "451 4.3.0 Local error in processing");
+		if (t->flags & TF_NOSPACE)
+			smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		else
+			smtp_reply(s, "451 4.3.0 Local error in processing");
 	}
 	smtp_enter_state(s, SMTP_ST_HELO);
 	smtp_txn_free(s);

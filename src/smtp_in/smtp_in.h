@@ -98,11 +98,15 @@ enum smtp_state {
 #define TF_IOERR	0x10	/* spool write failed */
 #define TF_LAST		0x20	/* current BDAT chunk is the LAST one */
 #define TF_LF		0x40	/* the last content octet was LF */
+#define TF_NOSPACE	0x80	/* a write or the commit found the disk
+				   full (ENOSPC, EDQUOT): 452 4.3.1 */
 
 struct smtp_session;
 struct smtp_auth;
 struct smtp_policy;
 struct smtp_callout;
+struct smtp_scan;
+struct milter_session;
 struct addr;
 
 /* one mail transaction, from MAIL to the final reply */
@@ -118,6 +122,7 @@ struct smtp_txn {
 	struct smtp_txn		*next;		/* commit queues */
 	struct content_scan	*content;	/* smtp_content.c or NULL */
 	size_t			 content_base;	/* octets before the scan */
+	struct smtp_scan	*scanners;	/* smtp_scan.c or NULL */
 };
 
 /* per client address connection count (max_connections_per_ip) */
@@ -149,6 +154,7 @@ struct smtp_session {
 	struct smtp_auth	*auth;		/* AUTH exchange or NULL */
 	struct smtp_policy	*pol;		/* smtp_policy.c or NULL */
 	struct smtp_callout	*callout;	/* smtp_callout.c or NULL */
+	struct milter_session	*milter;	/* smtp_scan.c or NULL */
 	int			 family;
 	uint8_t			 addr[16];
 	char			 addrtext[SMTP_ADDR_TEXT];
@@ -223,6 +229,20 @@ void	smtp_cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
 int	smtp_data_input(struct smtp_session *, struct evbuffer *);
 int	smtp_bdat_input(struct smtp_session *, struct evbuffer *);
 int	smtp_commit_init(struct event_base *);
+void	smtp_data_refuse(struct smtp_session *, const char *, const char *);
+void	smtp_data_commit(struct smtp_session *);
+
+/*
+ * smtp_scan.c: clamd and the milters in the data path.  smtp_scan_end()
+ * returns 1 when the session waits for them (in SMTP_ST_COMMIT) and is
+ * resumed through smtp_data_refuse() or smtp_data_commit().
+ */
+void	smtp_scan_begin(struct smtp_session *, struct smtp_txn *);
+void	smtp_scan_data(struct smtp_txn *, const char *, size_t);
+int	smtp_scan_end(struct smtp_session *);
+int	smtp_scan_finish(struct smtp_txn *);
+void	smtp_scan_free(struct smtp_txn *);
+void	smtp_scan_session_free(struct smtp_session *);
 
 /* smtp_content.c: the content filter in the data path */
 void	smtp_content_begin(struct smtp_session *, struct smtp_txn *);
