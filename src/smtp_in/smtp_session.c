@@ -170,6 +170,7 @@ smtp_session_free(struct smtp_session *s)
 		return;
 	}
 	smtp_txn_free(s);
+	smtp_scan_session_free(s);
 	smtp_auth_session_free(s);
 	free(s->authuser);
 	free(s->helo);
@@ -190,6 +191,7 @@ smtp_txn_free(struct smtp_session *s)
 	if (t->flags & TF_OPEN)
 		spool_msg_abort(&t->msg);
 	smtp_content_free(t);
+	smtp_scan_free(t);
 	envelope_free(&t->env);
 	free(t);
 	s->txn = NULL;
