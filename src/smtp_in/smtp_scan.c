@@ -542,8 +542,8 @@ milter_mods_keep(struct smtp_scan *sc, const struct milter_status *st)
 	size_t	 i;
 
 	if (st->quarantine != NULL)
-		/* no milter quarantine here: held back as a tempfail */
-		log_info("event=milter qid=%s quarantine_ignored=yes",
+		/* not wired to quarantine/ yet: delivered, and said so */
+		log_warnx("event=milter qid=%s quarantine_ignored=yes",
 		    sc->t->env.qid);
 	if (st->nmods > 0 &&
 	    (sc->mods = calloc(st->nmods, sizeof(*sc->mods))) == NULL)
