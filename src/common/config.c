@@ -440,6 +440,8 @@ static const struct keyword keywords[] = {
 	    NULL, 0, 0, 0 },
 	{ "user",		KW_USER,	OFF(user), 0,
 	    "moat", 0, 0, 0 },
+	{ "virus_action",	KW_CHOICE,	OFF(virus_action), 0,
+	    "reject", 0, 0, 0 },
 };
 #define NKEYWORDS	(sizeof(keywords) / sizeof(keywords[0]))
 
@@ -1628,11 +1630,16 @@ kw_choices(const struct keyword *kw)
 	    NULL };
 	static const char *const milter[] = { "accept", "tempfail",
 	    "reject", NULL };
+	/* the order of enum conf_virus_action */
+	static const char *const virus[] = { "reject", "quarantine",
+	    "discard", NULL };
 
 	if (strcmp(kw->name, "clamd") == 0)
 		return clamd;
 	if (strcmp(kw->name, "milter_default_action") == 0)
 		return milter;
+	if (strcmp(kw->name, "virus_action") == 0)
+		return virus;
 
 	if (strncmp(kw->name, "attachment_", 11) == 0 ||
 	    strcmp(kw->name, "mime_malformed") == 0)

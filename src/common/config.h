@@ -123,6 +123,13 @@ enum conf_clamd {
 	CONF_CLAMD_ACCEPT
 };
 
+/* virus_action: what a virus found by clamd does to the message */
+enum conf_virus_action {
+	CONF_VIRUS_REJECT,	/* 554 5.7.1 Virus found: NAME */
+	CONF_VIRUS_QUARANTINE,	/* 250, kept in spool/quarantine */
+	CONF_VIRUS_DISCARD	/* 250, dropped */
+};
+
 /* milter_default_action: a milter that is down or misbehaves */
 enum conf_milter_action {
 	CONF_MILTER_ACCEPT,
@@ -269,6 +276,7 @@ struct config {
 	struct scan_endpoint	 clamd_socket;
 	int			 has_clamd_socket;
 	int			 clamd;		/* enum conf_clamd */
+	int			 virus_action;	/* enum conf_virus_action */
 	time_t			 clamd_timeout;	/* connect, each read and
 						   write */
 	size_t			 clamd_max_size; /* octets sent, at most */

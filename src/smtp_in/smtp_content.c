@@ -54,7 +54,7 @@
 static int	 spool_out(void *, const char *, size_t);
 static int	 copy_prefix(struct smtp_txn *, int, struct spool_msg *);
 static int	 rewrite(struct smtp_txn *);
-static int	 quarantine(struct smtp_txn *);
+static int	 quarantine(struct smtp_txn *, const char *, const char *);
 
 /* smtp_content_begin - a scan for this transaction, if configured */
 void
@@ -129,15 +129,30 @@ int
 smtp_content_finish(struct smtp_txn *t)
 {
 	const struct content_verdict	*v;
+	struct content_verdict		 sv;
+	const char			*qrule, *qreason;
 	int				 r = 0;
 
-	if (t->content == NULL)
-		return spool_msg_finish(&t->msg);
-	v = content_scan_end(t->content);
 	if (spool_msg_finish(&t->msg) == -1)
 		return -1;
+	if (smtp_scan_quarantine(t, &qrule, &qreason) &&
+	    (t->content == NULL ||
+	    content_scan_end(t->content)->action != CA_QUARANTINE)) {
+		/* clamd (virus_action) or a milter asked for it */
+		memset(&sv, 0, sizeof(sv));
+		sv.action = CA_QUARANTINE;
+		(void)snprintf(sv.rule, sizeof(sv.rule), "%s", qrule);
+		(void)snprintf(sv.summary, sizeof(sv.summary), "%s", qreason);
+		if ((r = quarantine(t, sv.rule, sv.summary)) == 0)
+			smtp_notify_content(t, &sv, (t->s->flags & (SF_RELAY |
+			    SF_AUTH)) != 0, smtp_srv->conf->hostname);
+		return r;
+	}
+	if (t->content == NULL)
+		return 0;
+	v = content_scan_end(t->content);
 	if (v->action == CA_QUARANTINE)
-		r = quarantine(t);
+		r = quarantine(t, v->rule, v->summary);
 	else if (v->rewrite)
 		r = rewrite(t);
 	/* the people concerned hear of a quarantine or a strip */
@@ -151,8 +166,11 @@ smtp_content_finish(struct smtp_txn *t)
 const char *
 smtp_content_dir(const struct smtp_txn *t)
 {
-	if (t->content != NULL &&
-	    content_scan_end(t->content)->action == CA_QUARANTINE)
+	const char	*rule, *reason;
+
+	if ((t->content != NULL &&
+	    content_scan_end(t->content)->action == CA_QUARANTINE) ||
+	    smtp_scan_quarantine(t, &rule, &reason))
 		return "quarantine";
 	return "incoming";
 }
@@ -246,9 +264,8 @@ rewrite(struct smtp_txn *t)
  * it onto itself (a no-op, rename(2)).
  */
 static int
-quarantine(struct smtp_txn *t)
+quarantine(struct smtp_txn *t, const char *rule, const char *reason)
 {
-	const struct content_verdict	*v = content_scan_end(t->content);
 	char				 rec[CONTENT_SUMMARY_MAX + 256];
 	char				 tpath[64], qpath[64], mpath[64];
 	int				 fd, n;
@@ -257,7 +274,7 @@ quarantine(struct smtp_txn *t)
 	n = snprintf(rec, sizeof(rec), "MOAT-QUARANTINE 1\ntime %lld\n"
 	    "direction %s\nrule %s\nreason %.*s\nEND\n",
 	    (long long)time(NULL), (t->s->flags & (SF_RELAY | SF_AUTH)) ?
-	    "outbound" : "inbound", v->rule, QUAR_REASON_MAX - 1, v->summary);
+	    "outbound" : "inbound", rule, QUAR_REASON_MAX - 1, reason);
 	if (n < 0 || (size_t)n >= sizeof(rec) ||
 	    snprintf(tpath, sizeof(tpath), "tmp/%s.why", t->env.qid) >=
 	    (int)sizeof(tpath) ||
@@ -286,7 +303,7 @@ quarantine(struct smtp_txn *t)
 	memcpy(t->msg.path, mpath, sizeof(mpath));
 	if (spool_dir_sync("quarantine") == -1)
 		goto fail;
-	log_info("event=quarantine qid=%s rule=%s", t->env.qid, v->rule);
+	log_info("event=quarantine qid=%s rule=%s", t->env.qid, rule);
 	return 0;
 fail:
 	log_warn("event=error qid=%s error=quarantine", t->env.qid);

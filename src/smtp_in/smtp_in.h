@@ -240,6 +240,8 @@ void	smtp_data_commit(struct smtp_session *);
 void	smtp_scan_begin(struct smtp_session *, struct smtp_txn *);
 void	smtp_scan_data(struct smtp_txn *, const char *, size_t);
 int	smtp_scan_end(struct smtp_session *);
+int	smtp_scan_quarantine(const struct smtp_txn *, const char **,
+	    const char **);
 int	smtp_scan_finish(struct smtp_txn *);
 void	smtp_scan_free(struct smtp_txn *);
 void	smtp_scan_session_free(struct smtp_session *);

@@ -97,6 +97,10 @@ struct smtp_scan {
 	char			*body;
 	size_t			 body_len;
 	int			 body_replaced;
+	/* a virus (virus_action = quarantine) or a milter asked for it */
+	int			 quarantine;
+	char			 quar_rule[64];
+	char			 quar_reason[200];
 };
 
 static struct smtp_scan *scan_get(struct smtp_txn *);
@@ -541,10 +545,17 @@ milter_mods_keep(struct smtp_scan *sc, const struct milter_status *st)
 {
 	size_t	 i;
 
-	if (st->quarantine != NULL)
-		/* not wired to quarantine/ yet: delivered, and said so */
-		log_warnx("event=milter qid=%s quarantine_ignored=yes",
-		    sc->t->env.qid);
+	if (st->quarantine != NULL) {
+		/* SMFIR_QUARANTINE: keep it in quarantine/ with the
+		   milter's reason (quarantine.h) instead of delivering */
+		sc->quarantine = 1;
+		(void)snprintf(sc->quar_rule, sizeof(sc->quar_rule),
+		    "milter");
+		log_sanitize_text(st->quarantine, strlen(st->quarantine),
+		    sc->quar_reason, sizeof(sc->quar_reason));
+		log_info("event=milter qid=%s quarantine=\"%s\"",
+		    sc->t->env.qid, sc->quar_reason);
+	}
 	if (st->nmods > 0 &&
 	    (sc->mods = calloc(st->nmods, sizeof(*sc->mods))) == NULL)
 		return -1;
@@ -606,10 +617,28 @@ scan_decide(struct smtp_scan *sc)
 	size_t			 i, left;
 
 	if (sc->clamd_done && sc->clamd_status == CLAMD_VIRUS) {
-		snprintf(reply, sizeof(reply), "554 5.7.1 Virus found: %s",
-		    sc->clamd_name);
-		smtp_data_refuse(s, reply, "virus");
-		return;
+		switch (smtp_srv->conf->virus_action) {
+		case CONF_VIRUS_QUARANTINE:
+			/* 250, and the message goes to quarantine/ */
+			sc->quarantine = 1;
+			(void)snprintf(sc->quar_rule, sizeof(sc->quar_rule),
+			    "virus");
+			(void)snprintf(sc->quar_reason, sizeof(sc->quar_reason),
+			    "clamd: %.*s FOUND", (int)sizeof(sc->quar_reason) -
+			    20, sc->clamd_name);
+			smtp_data_commit(s);
+			return;
+		case CONF_VIRUS_DISCARD:
+			snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued "
+			    "as %s", t->env.qid);
+			smtp_data_refuse(s, reply, "virus_discard");
+			return;
+		default:
+			snprintf(reply, sizeof(reply), "554 5.7.1 Virus found: "
+			    "%s", sc->clamd_name);
+			smtp_data_refuse(s, reply, "virus");
+			return;
+		}
 	}
 	if (sc->clamd_done && sc->clamd_status == CLAMD_ERROR &&
 	    smtp_srv->conf->clamd == CONF_CLAMD_TEMPFAIL) {
@@ -653,6 +682,23 @@ scan_decide(struct smtp_scan *sc)
 		}
 	}
 	smtp_data_commit(s);
+}
+
+/*
+ * smtp_scan_quarantine - did clamd (virus_action = quarantine) or a
+ * milter ask for the quarantine?  1 with its rule and reason, else 0.
+ */
+int
+smtp_scan_quarantine(const struct smtp_txn *t, const char **rule,
+    const char **reason)
+{
+	const struct smtp_scan	*sc = t->scanners;
+
+	if (sc == NULL || !sc->quarantine)
+		return 0;
+	*rule = sc->quar_rule;
+	*reason = sc->quar_reason;
+	return 1;
 }
 
 /*

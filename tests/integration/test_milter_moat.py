@@ -112,6 +112,29 @@ def test_clamd_inbound(moat, clamd_tcp):
     assert code == 554, text
 
 
+def test_clamd_virus_quarantined(moat, clamd_tcp):
+    # virus_action = quarantine: 250, kept in quarantine/ with the
+    # signature as reason; the local recipient gets a notice, the
+    # external sender nothing; a release delivers it after all
+    m = moat(spf="off", clamd_socket=clamd_tcp, virus_action="quarantine",
+             relay_networks="127.0.0.1/32")
+    code, text = send(m, "x@remote.test", "user@example.test",
+                      mail("x@remote.test", "user@example.test",
+                           attach=EICAR + b"\n"))
+    assert code == 250, text
+    qid = text.split()[-1]
+    out = m.ctl("quarantine", "list").stdout.decode()
+    assert qid in out, out
+    assert "(quarantined inbound: virus: clamd: Moat.Test.EICAR" in out, out
+    notice = m.wait_maildir("user")
+    assert len(notice) == 1 and b"Content filter: a message was " \
+        b"quarantined" in notice[0], notice
+    assert b"x@remote.test" not in m.ctl("queue").stdout
+    assert m.ctl("quarantine", "release", qid).returncode == 0
+    got = m.wait_maildir("user", count=2)
+    assert any(b"report.bin" in g for g in got)
+
+
 def test_clamd_down(moat):
     port = moatlib.free_port()
     m = moat(spf="off", clamd_socket="127.0.0.1:%d" % port,
