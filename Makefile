@@ -210,7 +210,7 @@ integration-asan: $(BUILD)/asan/tools/milterc
 .SECONDARY:
 
 # ---- benchmarks (issue 7): moat vs Postfix, see bench/README.md ----------
-# make bench          the full grid, writes bench/RESULTS.md (~20 min)
+# make bench          the full grid, writes bench/RESULTS.md (~11 min)
 # make bench-quick    1 KiB x 50 sessions only (< 2 min)
 # make bench-profile  the quick run with a perf profile: bench/PROFILE.md
 # BENCH_FLAGS passes options to bench/bench.py (--reps, --scale, --profile)
