@@ -140,7 +140,8 @@ reference(const char *in, size_t n, enum data_scan_mode mode,
 				break;
 			}
 			i++;
-			ll = 1;
+			/* the stuffing dot does not count, 4.5.3.1.6 */
+			ll = 0;
 			bol = 0;
 			continue;
 		}
