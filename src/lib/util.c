@@ -3,8 +3,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -98,4 +100,27 @@ str_dup_len(const char *p, size_t len)
 	memcpy(s, p, len);
 	s[len] = '\0';
 	return s;
+}
+
+/* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */
+size_t
+rfc5322_date(time_t when, char *out, size_t outsz)
+{
+	static const char	 days[] = "SunMonTueWedThuFriSat";
+	static const char	 months[] =
+	    "JanFebMarAprMayJunJulAugSepOctNovDec";
+	struct tm		 tm;
+	int			 r;
+
+	if (gmtime_r(&when, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	r = snprintf(out, outsz, "%.3s, %02d %.3s %04d %02d:%02d:%02d +0000",
+	    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
+	    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+	if (r < 0 || (size_t)r >= outsz) {
+		out[0] = '\0';
+		return 0;
+	}
+	return (size_t)r;
 }

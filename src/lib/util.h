@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* fd_nonblock - set O_NONBLOCK; 0 or -1 */
 int	fd_nonblock(int fd);
@@ -21,5 +22,11 @@ int	mem_casecmp(const void *, const void *, size_t);
 void	mem_ascii_lower(char *, size_t);
 /* str_dup_len - malloc'd NUL-terminated copy of len octets or NULL */
 char	*str_dup_len(const char *, size_t);
+/*
+ * rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3, in
+ * UTC; no locale), NUL-terminated; its length, or 0 if outsz is too
+ * small (out is then "")
+ */
+size_t	rfc5322_date(time_t, char *, size_t);
 
 #endif

@@ -37,6 +37,7 @@
 #include <event2/event.h>
 
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "../common/spool.h"
 #include "../common/stats.h"
 #include "smtp_in.h"
@@ -49,7 +50,6 @@
 static int	txn_open(struct smtp_session *);
 static int	received_header(struct smtp_session *, struct smtp_txn *);
 static int	auth_results(struct smtp_session *, struct smtp_txn *);
-static size_t	rfc5322_date(time_t, char *, size_t);
 static void	field_copy(char *, size_t, const char *);
 static int	data_out(void *, const char *, size_t);
 static void	data_drop_file(struct smtp_txn *);
@@ -512,29 +512,6 @@ auth_results(struct smtp_session *s, struct smtp_txn *t)
 	if ((n = smtp_policy_auth_results(s, h, sizeof(h))) == 0)
 		return 0;
 	return spool_msg_write(&t->msg, h, n);
-}
-
-/* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */
-static size_t
-rfc5322_date(time_t when, char *out, size_t outsz)
-{
-	static const char	 days[] = "SunMonTueWedThuFriSat";
-	static const char	 months[] =
-	    "JanFebMarAprMayJunJulAugSepOctNovDec";
-	struct tm		 tm;
-	int			 r;
-
-	if (gmtime_r(&when, &tm) == NULL)
-		memset(&tm, 0, sizeof(tm));
-	r = snprintf(out, outsz, "%.3s, %02d %.3s %04d %02d:%02d:%02d +0000",
-	    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
-	    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec);
-	if (r < 0 || (size_t)r >= outsz) {
-		out[0] = '\0';
-		return 0;
-	}
-	return (size_t)r;
 }
 
 /* field_copy - bounded copy of a trusted string into an envelope field */

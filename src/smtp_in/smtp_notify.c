@@ -24,6 +24,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/log.h"
+#include "../lib/util.h"
 #include "../common/config.h"
 #include "../common/content.h"
 #include "../common/spool.h"
@@ -124,15 +125,12 @@ notify_body(const struct smtp_txn *t, const struct content_verdict *v,
     int outbound, const char *host, struct buf *b)
 {
 	char		 date[64], a[NOTIFY_ADDR_MAX];
-	struct tm	 tm;
-	time_t		 now = time(NULL);
 	const char	*what;
 	size_t		 i;
 	int		 e = 0;
 
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm)
-	    == 0)
+	/* no locale: strftime's %a would follow LC_TIME */
+	if (rfc5322_date(time(NULL), date, sizeof(date)) == 0)
 		return;
 	what = v->action == CA_QUARANTINE ? "quarantined" :
 	    "delivered with parts removed";

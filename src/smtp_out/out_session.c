@@ -233,7 +233,6 @@ static void	 body_emit(struct obody *, const char *, size_t,
 		    struct evbuffer *);
 static int	 is_received(const char *, size_t);
 static size_t	 received_line(const struct osess *, char *, size_t);
-static size_t	 rfc5322_date(time_t, char *, size_t);
 static void	 fmt(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
@@ -1787,29 +1786,6 @@ received_line(const struct osess *s, char *out, size_t outsz)
 	    e->qid, date);
 	if (r < 0 || (size_t)r >= outsz)
 		panic("received_line: %d octets", r);
-	return (size_t)r;
-}
-
-/* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */
-static size_t
-rfc5322_date(time_t when, char *out, size_t outsz)
-{
-	static const char	 days[] = "SunMonTueWedThuFriSat";
-	static const char	 months[] =
-	    "JanFebMarAprMayJunJulAugSepOctNovDec";
-	struct tm		 tm;
-	int			 r;
-
-	if (gmtime_r(&when, &tm) == NULL)
-		memset(&tm, 0, sizeof(tm));
-	r = snprintf(out, outsz, "%.3s, %02d %.3s %04d %02d:%02d:%02d +0000",
-	    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
-	    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec);
-	if (r < 0 || (size_t)r >= outsz) {
-		out[0] = '\0';
-		return 0;
-	}
 	return (size_t)r;
 }
 
