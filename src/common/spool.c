@@ -70,6 +70,11 @@ struct spool_rec_def {
 	int		 repeat;
 };
 
+static void	spool_msg_init(struct spool_msg *, struct envelope *,
+		    const char *);
+static int	spool_msg_name(struct spool_msg *, const char *,
+		    const char *);
+static int	spool_msg_create(struct spool_msg *);
 static int	spool_flush(struct spool_msg *);
 static int	spool_value_ok(const char *, size_t, int empty_ok);
 static int	spool_put_field(struct buf *, const char *, const char *,
@@ -252,33 +257,17 @@ int
 spool_msg_open(struct spool_msg *m, struct envelope *env, const char *dir,
     const char *suffix)
 {
-	mode_t	 mode;
-	int	 n, tries;
+	int	 tries;
 
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
-	buf_init(&m->wbuf, 0);
-	mode = strcmp(dir, "maildrop") == 0 ? 0644 : 0600;
-	if (env->arrival == 0)
-		env->arrival = time(NULL);
+	spool_msg_init(m, env, dir);
 	for (tries = 0; tries < QID_OPEN_TRIES; tries++) {
-		qid_make(m->qid);
-		n = snprintf(m->path, sizeof(m->path), "%s/%s%s", dir,
-		    m->qid, suffix);
-		if (n < 0 || (size_t)n >= sizeof(m->path)) {
-			errno = ENAMETOOLONG;
+		if (spool_msg_name(m, dir, suffix) == -1)
 			return -1;
-		}
-		m->fd = open(m->path, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, mode);
-		if (m->fd != -1 || errno != EEXIST)
+		if (spool_msg_create(m) == 0 || errno != EEXIST)
 			break;
 	}
 	if (m->fd == -1)
 		return -1;
-	/* the umask must not narrow what the reader needs */
-	if (fchmod(m->fd, mode) == -1)
-		goto fail;
 	memcpy(env->qid, m->qid, QID_SIZE);
 	if (spool_write_header(m, env) == -1)
 		goto fail;
@@ -288,11 +277,39 @@ fail:
 	return -1;
 }
 
+/* spool_msg_begin - as spool_msg_open, the file made when needed */
+int
+spool_msg_begin(struct spool_msg *m, struct envelope *env, const char *dir,
+    const char *suffix)
+{
+	spool_msg_init(m, env, dir);
+	if (spool_msg_name(m, dir, suffix) == -1)
+		return -1;
+	m->deferred = 1;
+	memcpy(env->qid, m->qid, QID_SIZE);
+	if (spool_write_header(m, env) == -1) {
+		spool_msg_abort(m);
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_msg_flush - write the buffer out (creating the file if need be) */
+int
+spool_msg_flush(struct spool_msg *m)
+{
+	if (m->failed || (m->fd == -1 && !m->deferred)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return spool_flush(m);
+}
+
 /* spool_msg_write - append content octets (buffered) */
 int
 spool_msg_write(struct spool_msg *m, const void *p, size_t len)
 {
-	if (m->failed || m->fd == -1) {
+	if (m->failed || (m->fd == -1 && !m->deferred)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -305,10 +322,13 @@ spool_msg_write(struct spool_msg *m, const void *p, size_t len)
 		return -1;
 	if (len >= SPOOL_WBUF) {
 		/* big slices go straight to the file, no copy */
+		if (spool_flush(m) == -1)
+			return -1;
 		if (write_all(m->fd, p, len) == -1) {
 			m->failed = 1;
 			return -1;
 		}
+		m->written += (off_t)len;
 	} else if (buf_append(&m->wbuf, p, len) == -1) {
 		m->failed = 1;
 		return -1;
@@ -322,9 +342,9 @@ int
 spool_msg_finish(struct spool_msg *m)
 {
 	char	 digits[SPOOL_SIZE_DIGITS + 1];
-	int	 n;
+	int	 n, inbuf;
 
-	if (m->failed || m->fd == -1) {
+	if (m->failed || (m->fd == -1 && !m->deferred)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -333,11 +353,15 @@ spool_msg_finish(struct spool_msg *m)
 		errno = EFBIG;
 		goto fail;
 	}
+	/* size digits still in the buffer (nothing written) cost no pwrite */
+	inbuf = m->written == 0;
+	if (inbuf)
+		memcpy(m->wbuf.data + m->size_off, digits, SPOOL_SIZE_DIGITS);
 	if (buf_append(&m->wbuf, SPOOL_END, SPOOL_END_LEN) == -1 ||
 	    spool_flush(m) == -1)
 		goto fail;
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) !=
-	    SPOOL_SIZE_DIGITS) {
+	if (!inbuf && pwrite(m->fd, digits, SPOOL_SIZE_DIGITS,
+	    m->size_off) != SPOOL_SIZE_DIGITS) {
 		if (errno == 0)
 			errno = EIO;
 		goto fail;
@@ -395,6 +419,7 @@ spool_msg_abort(struct spool_msg *m)
 			log_warn("event=spool_error path=%s reason=unlink",
 			    m->path);
 	}
+	m->deferred = 0;
 	buf_free(&m->wbuf);
 	errno = saved;
 }
@@ -557,16 +582,72 @@ envelope_set_sender(struct envelope *env, const char *addr, size_t len)
 
 /* ---- helpers ----------------------------------------------------- */
 
-/* spool_flush - write the buffered octets out */
+/* spool_msg_init - empty writer state; arrival 0 means now */
+static void
+spool_msg_init(struct spool_msg *m, struct envelope *env, const char *dir)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	buf_init(&m->wbuf, 0);
+	m->mode = strcmp(dir, "maildrop") == 0 ? 0644 : 0600;
+	if (env->arrival == 0)
+		env->arrival = time(NULL);
+}
+
+/* spool_msg_name - draw a new qid and make the path dir/QIDsuffix */
+static int
+spool_msg_name(struct spool_msg *m, const char *dir, const char *suffix)
+{
+	int	 n;
+
+	qid_make(m->qid);
+	n = snprintf(m->path, sizeof(m->path), "%s/%s%s", dir, m->qid,
+	    suffix);
+	if (n < 0 || (size_t)n >= sizeof(m->path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * spool_msg_create - create m->path O_EXCL.  The umask must not narrow
+ * what the reader needs: a maildrop file (0644) is read by the queue
+ * role, another uid, so its mode is set whatever the submitter's umask;
+ * a 0600 file is read by its own uid, which no umask takes away.
+ */
+static int
+spool_msg_create(struct spool_msg *m)
+{
+	m->fd = open(m->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, m->mode);
+	if (m->fd == -1)
+		return -1;
+	if (m->mode != 0600 && fchmod(m->fd, m->mode) == -1) {
+		close(m->fd);
+		m->fd = -1;
+		(void)unlink(m->path);
+		return -1;
+	}
+	m->deferred = 0;
+	return 0;
+}
+
+/* spool_flush - write the buffered octets out, creating a deferred file */
 static int
 spool_flush(struct spool_msg *m)
 {
+	if (m->deferred && spool_msg_create(m) == -1) {
+		m->failed = 1;
+		return -1;
+	}
 	if (m->wbuf.len == 0)
 		return 0;
 	if (write_all(m->fd, m->wbuf.data, m->wbuf.len) == -1) {
 		m->failed = 1;
 		return -1;
 	}
+	m->written += (off_t)m->wbuf.len;
 	buf_reset(&m->wbuf);
 	return 0;
 }

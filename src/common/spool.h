@@ -77,6 +77,9 @@ struct spool_msg {
 	size_t		 content_len;
 	struct buf	 wbuf;		/* write-behind buffer, flushed at 64 KiB */
 	int		 failed;	/* a write failed: abort only */
+	int		 deferred;	/* path not created yet (spool_msg_begin) */
+	mode_t		 mode;		/* of the file when created */
+	off_t		 written;	/* octets already in the file */
 	char		 path[64];	/* current relative path */
 };
 
@@ -96,6 +99,19 @@ int	spool_create(const char *dir, uid_t, gid_t);
  */
 int	spool_msg_open(struct spool_msg *, struct envelope *,
 	    const char *dir, const char *suffix);
+/*
+ * spool_msg_begin - as spool_msg_open, but the file is created only when
+ * the write-behind buffer must go to disk: at spool_msg_flush(), when
+ * it outgrows 64 KiB, or at spool_msg_finish().  smtp-in uses it so
+ * that a message of up to 64 KiB costs its event loop no file system
+ * call at all: the commit thread creates, writes and fsyncs the file.
+ * The qid is drawn once (it is already in the Received header); a file
+ * of that name existing at creation is an error (EEXIST).
+ */
+int	spool_msg_begin(struct spool_msg *, struct envelope *,
+	    const char *dir, const char *suffix);
+/* spool_msg_flush - write the buffer out (creating the file if need be) */
+int	spool_msg_flush(struct spool_msg *);
 /* spool_msg_write - append content octets (buffered) */
 int	spool_msg_write(struct spool_msg *, const void *, size_t);
 /*

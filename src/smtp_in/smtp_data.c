@@ -423,8 +423,10 @@ bdat_chunk_end(struct smtp_session *s)
 }
 
 /*
- * txn_open - complete the envelope, create tmp/QID and write the
- * Received header (RFC 5321 4.4).
+ * txn_open - complete the envelope, begin tmp/QID and write the
+ * Received header (RFC 5321 4.4).  The file itself is created by the
+ * commit thread (spool_msg_begin), or here once the content outgrows
+ * the 64 KiB write-behind buffer.
  */
 static int
 txn_open(struct smtp_session *s)
@@ -444,7 +446,7 @@ txn_open(struct smtp_session *s)
 	} else
 		field_copy(e->proto, sizeof(e->proto), (s->flags & SF_TLS) ?
 		    "ESMTPS" : (s->flags & SF_ESMTP) ? "ESMTP" : "SMTP");
-	if (spool_msg_open(&t->msg, e, "tmp", "") == -1) {
+	if (spool_msg_begin(&t->msg, e, "tmp", "") == -1) {
 		log_warn("event=error client=%s sid=%lu error=spool_open",
 		    s->addrtext, s->id);
 		return -1;

@@ -369,22 +369,16 @@ milter_headers(struct smtp_scan *sc)
 	size_t		 disk, hlen, i, start, colon, end;
 	ssize_t		 r;
 
-	/* the writer's buffer is not on disk yet: flush it by reading it */
+	/*
+	 * The body reader needs the whole content in the file: write out
+	 * the tail still in the write-behind buffer (creating the file if
+	 * it was deferred); the commit thread's fsync covers it.
+	 */
+	if (spool_msg_flush(&t->msg) == -1)
+		return -1;
 	if ((sc->rfd = open(t->msg.path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	disk = t->msg.content_len - t->msg.wbuf.len;
-	if (t->msg.wbuf.len > 0) {
-		/*
-		 * The tail is still in the write-behind buffer; the body
-		 * reader needs it in the file: write it now (the commit
-		 * thread's fsync covers it).
-		 */
-		if (write_all(t->msg.fd, t->msg.wbuf.data,
-		    t->msg.wbuf.len) == -1)
-			return -1;
-		buf_reset(&t->msg.wbuf);
-		disk = t->msg.content_len;
-	}
+	disk = t->msg.content_len;
 	hlen = disk < SCAN_HDR_MAX ? disk : SCAN_HDR_MAX;
 	if ((h = malloc(hlen + 1)) == NULL)
 		return -1;
