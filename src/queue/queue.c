@@ -103,6 +103,7 @@ queue_run(struct role_ctx *ctx)
 	TAILQ_INIT(&q->ljobs);
 	if ((q->base = event_base_new()) == NULL)
 		fatalx("event=start reason=\"event_base_new failed\"");
+	qstore_init(q->base);
 	if (fd_nonblock(ctx->local_sock) == -1)
 		fatal("event=start local_sock");
 	q->ev_local = event_new(q->base, ctx->local_sock, EV_READ | EV_PERSIST,
@@ -732,9 +733,8 @@ static int
 queue_local_send(struct queue *q, struct ljob *j)
 {
 	static struct deliver_job	 job;
-	char				 path[64];
 	size_t				 k;
-	int				 fd, n;
+	int				 fd;
 
 	memset(&job, 0, sizeof(job));
 	job.id = j->id = ++q->ljob_id;
@@ -750,12 +750,9 @@ queue_local_send(struct queue *q, struct ljob *j)
 		memcpy(job.r[k].tmpl, j->hop[k]->path,
 		    strlen(j->hop[k]->path) + 1);
 	}
-	n = snprintf(path, sizeof(path), "%s/%s", qstore_dir(j->m->where),
-	    j->m->qid);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -1;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		log_warn("event=local_error qid=%s path=%s", j->m->qid, path);
+	if ((fd = qstore_open(j->m)) == -1) {
+		log_warn("event=local_error qid=%s dir=%s", j->m->qid,
+		    qstore_dir(j->m->where));
 		return -1;
 	}
 	if (ipc_send(q->ctx->local_sock, DELIVER_JOB, &job,

@@ -84,6 +84,9 @@ struct qmsg {
 	int		 jobs;		/* local and SMTP jobs not yet
 					   answered */
 	int		 flags;		/* QF_* */
+	int		 fd;		/* the message file kept open from
+					   pickup for its first job, or -1 */
+	int		 has_state;	/* a DIR/QID.state may exist */
 	struct event	*timer;
 };
 TAILQ_HEAD(qmsg_list, qmsg);
@@ -161,7 +164,12 @@ int		 queue_rcpt_domain(struct queue *, const char *, char *,
 
 /* queue_store.c */
 const char	*qstore_dir(enum qmsg_where);
+void		 qstore_init(struct event_base *);
 struct qmsg	*qstore_load(const char *dir, const char *qid, const char **);
+struct qmsg	*qstore_load_fd(const char *, const char *, const char **,
+		    int *);
+void		 qstore_keep_fd(struct qmsg *, int);
+int		 qstore_open(struct qmsg *);
 void		 qstore_free(struct qmsg *);
 int		 qstore_state_write(struct qmsg *);
 int		 qstore_state_load(struct qmsg *);

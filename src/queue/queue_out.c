@@ -191,17 +191,12 @@ qout_writable(int fd, short ev, void *arg)
 static int
 qout_send(struct queue *q, struct sjob *j)
 {
-	char		 path[64];
 	uint32_t	 h;
-	int		 fd, n;
+	int		 fd;
 
-	n = snprintf(path, sizeof(path), "%s/%s", qstore_dir(j->m->where),
-	    j->m->qid);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -1;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		log_warn("event=smtp_job_error qid=%s path=%s", j->m->qid,
-		    path);
+	if ((fd = qstore_open(j->m)) == -1) {
+		log_warn("event=smtp_job_error qid=%s dir=%s", j->m->qid,
+		    qstore_dir(j->m->where));
 		return -1;
 	}
 	/* 0 is never an id: a zeroed reply cannot match */

@@ -214,11 +214,11 @@ qpickup_incoming(struct queue *q, struct pickup_batch *b, const char *name)
 	struct qmsg	*m;
 	const char	*why;
 	char		 from[PICKUP_PATH_MAX], to[PICKUP_PATH_MAX];
-	int		 n1, n2;
+	int		 n1, n2, fd;
 
 	if (!qid_valid(name, strlen(name)))
 		return;
-	if ((m = qstore_load("incoming", name, &why)) == NULL) {
+	if ((m = qstore_load_fd("incoming", name, &why, &fd)) == NULL) {
 		if (why != NULL)
 			qstore_quarantine("incoming", name, why);
 		return;
@@ -234,9 +234,12 @@ qpickup_incoming(struct queue *q, struct pickup_batch *b, const char *name)
 			    "queue id already queued");
 		else if (errno != ENOENT)
 			log_warn("event=pickup_error qid=%s", name);
+		close(fd);
 		qstore_free(m);
 		return;
 	}
+	/* the same file, now queue/QID: its first job needs no open() */
+	qstore_keep_fd(m, fd);
 	m->where = QW_QUEUE;
 	queue_msg_add(q, m);
 	b->v[b->n++] = m;

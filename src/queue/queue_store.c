@@ -24,6 +24,13 @@
  * after a crash in between, the rebuild finds the state in the other
  * directory and brings it along.  Removal unlinks the message first:
  * a leftover state without its message is an orphan the rebuild drops.
+ *
+ * A removal is made durable by one fsync of its directory within
+ * QSTORE_SYNC_DELAY for every removal in that time (and at exit), not
+ * one per message: a crash in between can bring a finished message
+ * back, to be delivered twice, never lost.  The message file opened at
+ * pickup stays open for the first job (qstore_keep_fd), at most
+ * QSTORE_KEEP_MAX of them, so that the dispatch does not open it again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +55,8 @@
 #define STATE_LINE_MAX	(QUEUE_REASON_MAX + 64)	/* one rcpt line */
 #define STATE_HEAD_MAX	(QUEUE_REASON_MAX + 256) /* lines but rcpt */
 #define QPATH_MAX	64
+#define QSTORE_KEEP_MAX	512	/* descriptors kept from pickup */
+#define QSTORE_SYNC_DELAY 100	/* ms: removals made durable together */
 
 static const char *const rcpt_status_names[] = {
 	[RS_PENDING] = "pending",
@@ -62,6 +71,98 @@ static void	qstore_state_reset(struct qmsg *);
 static void	qstore_scan_dir(struct queue *, enum qmsg_where);
 static void	qstore_orphans(const char *);
 static int	qstore_has_suffix(const char *, size_t, const char *);
+static void	qstore_sync_later(enum qmsg_where);
+static void	qstore_sync_now(void);
+static void	qstore_sync_timer(int, short, void *);
+
+static struct event	*qstore_sync_ev;
+static int		 qstore_dirty[2];	/* queue/, hold/ */
+static size_t		 qstore_nkept;
+
+/*
+ * qstore_init - the timer of the deferred removal fsyncs; they are
+ * also done at exit, whatever way the role ends
+ */
+void
+qstore_init(struct event_base *base)
+{
+	if ((qstore_sync_ev = evtimer_new(base, qstore_sync_timer, NULL)) ==
+	    NULL)
+		fatalx("event=start reason=\"cannot set up events\"");
+	if (atexit(qstore_sync_now) != 0)
+		fatalx("event=start reason=atexit");
+}
+
+/* qstore_sync_later - fsync w's directory soon, once for many removals */
+static void
+qstore_sync_later(enum qmsg_where w)
+{
+	struct timeval	 tv = { 0, QSTORE_SYNC_DELAY * 1000 };
+
+	qstore_dirty[w == QW_HOLD] = 1;
+	if (qstore_sync_ev == NULL) {
+		qstore_sync_now();
+		return;
+	}
+	if (!evtimer_pending(qstore_sync_ev, NULL))
+		evtimer_add(qstore_sync_ev, &tv);
+}
+
+/* qstore_sync_now - the pending directory fsyncs */
+static void
+qstore_sync_now(void)
+{
+	if (qstore_dirty[0] && spool_dir_sync("queue") == -1)
+		log_warn("event=remove_error dir=queue sync");
+	if (qstore_dirty[1] && spool_dir_sync("hold") == -1)
+		log_warn("event=remove_error dir=hold sync");
+	qstore_dirty[0] = qstore_dirty[1] = 0;
+}
+
+static void
+qstore_sync_timer(int fd, short ev, void *arg)
+{
+	qstore_sync_now();
+}
+
+/*
+ * qstore_keep_fd - keep fd (the message file, read at pickup) for the
+ * first job, or close it when enough are kept already
+ */
+void
+qstore_keep_fd(struct qmsg *m, int fd)
+{
+	if (m->fd != -1 || qstore_nkept >= QSTORE_KEEP_MAX) {
+		close(fd);
+		return;
+	}
+	m->fd = fd;
+	qstore_nkept++;
+}
+
+/*
+ * qstore_open - a read-only descriptor of the message file for a job:
+ * the one kept from pickup (handed over once), else a new one.  The
+ * caller closes it.
+ */
+int
+qstore_open(struct qmsg *m)
+{
+	char	 path[QPATH_MAX];
+	int	 fd;
+
+	if (m->fd != -1) {
+		fd = m->fd;
+		m->fd = -1;
+		qstore_nkept--;
+		return fd;
+	}
+	if (qstore_path(path, qstore_dir(m->where), m->qid, "") == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
 
 /* qstore_dir - the spool subdirectory of a place */
 const char *
@@ -77,6 +178,13 @@ qstore_dir(enum qmsg_where w)
  */
 struct qmsg *
 qstore_load(const char *dir, const char *qid, const char **why)
+{
+	return qstore_load_fd(dir, qid, why, NULL);
+}
+
+/* qstore_load_fd - qstore_load, the open file given back in *fdp */
+struct qmsg *
+qstore_load_fd(const char *dir, const char *qid, const char **why, int *fdp)
 {
 	struct envelope	 env;
 	struct qmsg	*m;
@@ -99,19 +207,25 @@ qstore_load(const char *dir, const char *qid, const char **why)
 		close(fd);
 		return NULL;
 	}
-	close(fd);
 	if (strcmp(env.qid, qid) != 0) {
 		*why = "queue id does not match the file name";
 		envelope_free(&env);
+		close(fd);
 		return NULL;
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
 	    (m->rcpt = calloc(env.nrcpt, sizeof(*m->rcpt))) == NULL) {
 		free(m);
 		envelope_free(&env);
+		close(fd);
 		*why = "out of memory";
 		return NULL;
 	}
+	m->fd = -1;
+	if (fdp != NULL)
+		*fdp = fd;
+	else
+		close(fd);
 	memcpy(m->qid, env.qid, QID_SIZE);
 	m->arrival = env.arrival;
 	m->size = env.size;
@@ -138,6 +252,10 @@ qstore_free(struct qmsg *m)
 
 	if (m->timer != NULL)
 		event_free(m->timer);
+	if (m->fd != -1) {
+		close(m->fd);
+		qstore_nkept--;
+	}
 	for (i = 0; i < m->nrcpt; i++)
 		free(m->rcpt[i].addr);
 	free(m->rcpt);
@@ -156,6 +274,7 @@ qstore_state_write(struct qmsg *m)
 	int		 fd = -1, r = -1;
 
 	buf_init(&b, 0);
+	m->has_state = 1;
 	if (qstore_path(tmp, dir, m->qid, STATE_TMP) == -1 ||
 	    qstore_path(path, dir, m->qid, STATE_SUFFIX) == -1)
 		goto done;
@@ -209,6 +328,7 @@ qstore_state_load(struct qmsg *m)
 	ssize_t		 n;
 	int		 fd, r = -1;
 
+	m->has_state = 1;	/* found or not: removal will try */
 	if (qstore_path(path, qstore_dir(m->where), m->qid, STATE_SUFFIX) ==
 	    -1 || qstore_path(other, qstore_dir(m->where == QW_HOLD ?
 	    QW_QUEUE : QW_HOLD), m->qid, STATE_SUFFIX) == -1)
@@ -288,12 +408,11 @@ qstore_remove(struct qmsg *m)
 		log_warn("event=remove_error qid=%s path=%s", m->qid, path);
 		return -1;
 	}
-	if (unlink(spath) == -1 && errno != ENOENT) {
+	if (m->has_state && unlink(spath) == -1 && errno != ENOENT) {
 		log_warn("event=remove_error qid=%s path=%s", m->qid, spath);
 		r = -1;
 	}
-	if (spool_dir_sync(qstore_dir(m->where)) == -1)
-		r = -1;
+	qstore_sync_later(m->where);
 	return r;
 }
 
