@@ -21,6 +21,7 @@
 static int		 log_syslog;
 static int		 log_debugging;
 static const char	*log_proc = "moatd";
+static long		 log_pid;	/* of the role, set by log_setproc */
 
 static void	log_vemit(int, const char *, const char *, va_list)
 		    __attribute__((format(printf, 3, 0)));
@@ -39,6 +40,7 @@ void
 log_setproc(const char *name)
 {
 	log_proc = name;
+	log_pid = (long)getpid();
 }
 
 /* log_setdebug - enable log_debug() output */
@@ -62,7 +64,7 @@ log_vemit(int pri, const char *suffix, const char *fmt, va_list ap)
 		gmtime_r(&tv.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ moatd[%ld] ",
-		    (long)tv.tv_usec / 1000, (long)getpid());
+		    (long)tv.tv_usec / 1000, log_pid ? log_pid : (long)getpid());
 		if (r > 0)
 			n += (size_t)r;
 	}

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "util.h"
 
 int
@@ -123,4 +125,19 @@ rfc5322_date(time_t when, char *out, size_t outsz)
 		return 0;
 	}
 	return (size_t)r;
+}
+
+/* event_base_make - an event base with the epoll changelist on */
+struct event_base *
+event_base_make(void)
+{
+	struct event_config	*cfg;
+	struct event_base	*base;
+
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
 }

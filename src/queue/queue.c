@@ -101,7 +101,7 @@ queue_run(struct role_ctx *ctx)
 	q->ino_fd = -1;
 	TAILQ_INIT(&q->msgs);
 	TAILQ_INIT(&q->ljobs);
-	if ((q->base = event_base_new()) == NULL)
+	if ((q->base = event_base_make()) == NULL)
 		fatalx("event=start reason=\"event_base_new failed\"");
 	qstore_init(q->base);
 	if (fd_nonblock(ctx->local_sock) == -1)

@@ -89,6 +89,8 @@ enum smtp_state {
 #define SF_POLWAIT	0x0400	/* RCPT waits for policy lookups */
 #define SF_GREETWAIT	0x0800	/* greet_delay: banner not sent yet */
 #define SF_TARPIT	0x1000	/* reject_delay: output held back */
+#define SF_DIRECTW	0x2000	/* plain TCP: replies written directly */
+#define SF_FLUSHQ	0x4000	/* on the flush list (smtp_session.c) */
 
 /* transaction flags */
 #define TF_OPEN		0x01	/* spool file open in tmp/ */
@@ -135,6 +137,7 @@ struct smtp_ipcount {
 
 struct smtp_session {
 	TAILQ_ENTRY(smtp_session) entry;
+	TAILQ_ENTRY(smtp_session) flushq;	/* SF_FLUSHQ */
 	struct bufferevent	*bev;
 	int			 fd;		/* -1 once a TLS bev owns it */
 	enum smtp_state		 state;

@@ -242,7 +242,7 @@ smtp_in_base(struct config *conf)
 
 	if (policy_base != NULL)
 		return policy_base;
-	if ((policy_base = event_base_new()) == NULL)
+	if ((policy_base = event_base_make()) == NULL)
 		fatalx("smtp-in: event_base_new failed");
 	if (!policy_needs_dns(conf))
 		return policy_base;

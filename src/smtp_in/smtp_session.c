@@ -10,6 +10,14 @@
  * that cannot consume input (commit in flight, STARTTLS, closing) and
  * resumes from the completion, so replies never overtake each other.
  *
+ * Replies of a plain TCP session (SF_DIRECTW) do not go through the
+ * bufferevent's write event: the session joins the flush list, and
+ * at the end of the loop iteration session_flush_all() writes each
+ * one's output with one writev.  Only a write that does not complete
+ * hands the rest to the bufferevent (EV_WRITE on, until drained).  That
+ * saves two epoll_ctl(2) and a loop iteration per reply.  TLS sessions
+ * always write through their bufferevent.
+ *
  * Invariants:
  * - the state changes only in smtp_enter_state(), which logs old -> new
  *   at debug level and sets the timeout class (command or data);
@@ -30,6 +38,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "../lib/log.h"
 #include "../common/config.h"
@@ -46,6 +55,12 @@ static void	session_partial_cap(struct smtp_session *, const char *,
 		    size_t);
 static void	session_io_update(struct smtp_session *);
 static void	session_set_timeouts(struct smtp_session *);
+static void	session_out_queued(struct smtp_session *);
+static void	session_flush_all(evutil_socket_t, short, void *);
+
+static TAILQ_HEAD(, smtp_session) flush_list =
+    TAILQ_HEAD_INITIALIZER(flush_list);
+static struct event	*flush_ev;
 
 static const char *const state_names[SMTP_ST_COUNT] = {
 	[SMTP_ST_CONNECTED] = "connected",
@@ -118,7 +133,13 @@ smtp_session_start(struct smtp_session *s, struct bufferevent *bev)
 	s->bev = bev;
 	smtp_session_setcb(s);
 	session_set_timeouts(s);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (s->fd != -1) {
+		/* a new bufferevent has EV_WRITE on: turn it off */
+		s->flags |= SF_DIRECTW;
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_enable(bev, EV_READ);
+	} else
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
 	log_info("event=connect client=%s sid=%lu relay=%s tls=%s",
 	    s->addrtext, s->id, s->flags & SF_RELAY ? "yes" : "no",
 	    s->kind == LK_SMTPS ? "implicit" : "no");
@@ -158,6 +179,10 @@ smtp_session_free(struct smtp_session *s)
 		    "commands=%u messages=%u errors=%u reason=%s",
 		    s->addrtext, s->id, (long long)(time(NULL) - s->start),
 		    s->ncmds, s->nmsgs, s->nerrors, s->reason);
+		if (s->flags & SF_FLUSHQ) {
+			TAILQ_REMOVE(&flush_list, s, flushq);
+			s->flags &= ~SF_FLUSHQ;
+		}
 		if (s->bev != NULL)
 			bufferevent_free(s->bev);
 		s->bev = NULL;
@@ -230,14 +255,17 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	(void)evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	(void)evbuffer_add(out, "\r\n", 2);
+	session_out_queued(s);
 }
 
 /* smtp_reply_raw - queue prepared reply octets (with their CRLFs) */
 void
 smtp_reply_raw(struct smtp_session *s, const char *p, size_t len)
 {
-	if (s->bev != NULL)
+	if (s->bev != NULL) {
 		(void)evbuffer_add(bufferevent_get_output(s->bev), p, len);
+		session_out_queued(s);
+	}
 }
 
 /*
@@ -267,6 +295,7 @@ smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 	(void)evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	(void)evbuffer_add(out, "\r\n", 2);
+	session_out_queued(s);
 	if (fmt[0] == '5')
 		smtp_policy_error(s);	/* the tarpit */
 }
@@ -287,6 +316,7 @@ smtp_close(struct smtp_session *s, const char *fmt, ...)
 		(void)evbuffer_add_vprintf(out, fmt, ap);
 		va_end(ap);
 		(void)evbuffer_add(out, "\r\n", 2);
+		session_out_queued(s);
 	}
 	smtp_txn_free(s);
 	smtp_enter_state(s, SMTP_ST_CLOSING);
@@ -536,6 +566,9 @@ session_writecb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
+	/* a direct writer's bufferevent wrote a remainder: done with it */
+	if ((s->flags & SF_DIRECTW) && !(s->flags & SF_TARPIT))
+		bufferevent_disable(bev, EV_WRITE);
 	switch (s->state) {
 	case SMTP_ST_CLOSING:
 		smtp_session_free(s);
@@ -620,5 +653,59 @@ smtp_session_shutdown(struct smtp_session *s)
 		smtp_close(s, "421 4.3.2 Service shutting down");
 		session_io_update(s);
 		return;
+	}
+}
+
+/*
+ * session_out_queued - s has new output: a direct writer joins the
+ * flush list (once), which is written at the end of this iteration
+ */
+static void
+session_out_queued(struct smtp_session *s)
+{
+	if (!(s->flags & SF_DIRECTW) || (s->flags & SF_FLUSHQ))
+		return;
+	if (flush_ev == NULL && (flush_ev = event_new(smtp_srv->base, -1, 0,
+	    session_flush_all, NULL)) == NULL) {
+		/* cannot happen but under memory exhaustion: the slow way */
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&flush_list, s, flushq);
+	s->flags |= SF_FLUSHQ;
+	event_active(flush_ev, EV_WRITE, 0);
+}
+
+/*
+ * session_flush_all - write the output of every session on the flush
+ * list.  A session being held (tarpit) or whose bufferevent is already
+ * writing is left alone; a write that leaves octets behind (socket
+ * full, or an error the bufferevent will report) turns EV_WRITE on.
+ * A drained output runs the write callback, which may free s.
+ */
+static void
+session_flush_all(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s;
+	struct evbuffer		*out;
+
+	while ((s = TAILQ_FIRST(&flush_list)) != NULL) {
+		TAILQ_REMOVE(&flush_list, s, flushq);
+		s->flags &= ~SF_FLUSHQ;
+		if (s->bev == NULL || (s->flags & SF_TARPIT) ||
+		    (bufferevent_get_enabled(s->bev) & EV_WRITE))
+			continue;
+		out = bufferevent_get_output(s->bev);
+		if (evbuffer_get_length(out) == 0)
+			continue;
+		/* libevent keeps a bufferevent's output frozen at the front */
+		(void)evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, s->fd);
+		(void)evbuffer_freeze(out, 1);
+		if (evbuffer_get_length(out) > 0) {
+			bufferevent_enable(s->bev, EV_WRITE);
+			continue;
+		}
+		session_writecb(s->bev, s);
 	}
 }

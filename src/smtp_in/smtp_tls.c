@@ -82,6 +82,7 @@ smtp_tls_switch(struct smtp_session *s)
 
 	in = bufferevent_get_input(s->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
+	s->flags &= ~SF_DIRECTW;	/* the TLS bufferevent writes */
 	bufferevent_free(s->bev);
 	s->bev = NULL;
 	if ((bev = smtp_tls_bev(s, s->fd)) == NULL) {

@@ -197,7 +197,7 @@ smtp_out_preinit(struct role_ctx *ctx)
 	TAILQ_INIT(&r->idle);
 	TAILQ_INIT(&r->running);
 	TAILQ_INIT(&r->backlog);
-	if ((r->so.base = event_base_new()) == NULL)
+	if ((r->so.base = event_base_make()) == NULL)
 		fatalx("event=start reason=\"event_base_new failed\"");
 	memset(&dc, 0, sizeof(dc));
 	if (ctx->conf->ndns_servers > 0) {
