@@ -324,13 +324,25 @@ queue_sigterm(int sig, short ev, void *arg)
 		free(j);
 	}
 	qout_stop(q);
-	if (q->linflight == NULL && q->nsfly == 0) {
-		log_info("event=stop role=queue");
-		exit(0);
-	}
+	queue_stop_maybe(q);
 	log_info("event=stopping role=queue waiting_local=%d waiting_smtp=%zu",
 	    q->linflight != NULL, q->nsfly);
 	evtimer_add(q->ev_stop, &tv);
+}
+
+/*
+ * queue_stop_maybe - after SIGTERM, exit once no delivery is in flight
+ * on either side.  A job whose answer is lost would be delivered again
+ * at the next start, so the queue waits for every answer it can still
+ * get (bounded by QUEUE_STOP_GRACE).
+ */
+void
+queue_stop_maybe(struct queue *q)
+{
+	if (!q->stopping || q->linflight != NULL || q->nsfly != 0)
+		return;
+	log_info("event=stop role=queue");
+	exit(0);
 }
 
 static void
@@ -783,9 +795,15 @@ queue_local_read(int fd, short ev, void *arg)
 	if (pfd != -1)
 		fatalx("event=ipc reason=\"unexpected descriptor\"");
 	if (n == 0 && type == 0) {
-		if (q->stopping)
-			exit(0);
-		fatalx("event=ipc reason=\"local delivery role went away\"");
+		if (!q->stopping)
+			fatalx("event=ipc reason=\"local delivery role went "
+			    "away\"");
+		/* no answer can come now: the job stays pending on disk */
+		event_del(q->ev_local);
+		evtimer_del(q->ev_ltimeout);
+		q->linflight = NULL;
+		queue_stop_maybe(q);
+		return;
 	}
 	if (type != DELIVER_REPLY ||
 	    (size_t)n < offsetof(struct deliver_reply, r) || rep.n == 0 ||
@@ -812,10 +830,7 @@ queue_local_read(int fd, short ev, void *arg)
 		queue_rcpt_result(q, j->m, j->idx[k], "maildir",
 		    rep.r[k].code, rep.r[k].text, "");
 	queue_job_done(q, j);
-	if (q->stopping && q->nsfly == 0) {
-		log_info("event=stop role=queue");
-		exit(0);
-	}
+	queue_stop_maybe(q);
 	queue_local_kick(q);
 }
 

@@ -159,6 +159,7 @@ void		 queue_reason_set(char *, const char *, size_t);
 void		 queue_rcpt_result(struct queue *, struct qmsg *, size_t,
 		    const char *relay, unsigned, const char *, const char *);
 void		 queue_msg_job_done(struct queue *, struct qmsg *);
+void		 queue_stop_maybe(struct queue *);
 int		 queue_rcpt_domain(struct queue *, const char *, char *,
 		    size_t);
 

@@ -240,11 +240,15 @@ qout_read(int fd, short ev, void *arg)
 			fatalx("event=ipc reason=\"unexpected descriptor from "
 			    "smtp-out\"");
 		if (n == 0 && type == 0) {
-			if (q->stopping) {
-				log_info("event=stop role=queue");
-				exit(0);
-			}
-			fatalx("event=ipc reason=\"smtp-out role went away\"");
+			if (!q->stopping)
+				fatalx("event=ipc reason=\"smtp-out role went "
+				    "away\"");
+			/* its jobs stay pending on disk; wait for local */
+			event_del(q->ev_out);
+			event_del(q->ev_outw);
+			q->nsfly = 0;
+			queue_stop_maybe(q);
+			return;
 		}
 		if (type != OUT_REPLY ||
 		    (size_t)n < offsetof(struct out_reply, r) || rep.n == 0 ||
@@ -253,10 +257,7 @@ qout_read(int fd, short ev, void *arg)
 			    "len=%zd\"", type, n);
 		qout_reply(q, &rep, (size_t)n);
 	}
-	if (q->stopping && q->nsfly == 0 && q->linflight == NULL) {
-		log_info("event=stop role=queue");
-		exit(0);
-	}
+	queue_stop_maybe(q);
 	qout_kick(q);
 }
 

@@ -515,6 +515,30 @@ def test_restart_keeps_deferred_schedule(moat):
     assert len(m.maildir("user")) == 1
 
 
+def test_stop_waits_for_the_local_delivery_in_flight(moat):
+    """SIGTERM while local delivery writes a message: the queue waits for
+    its answer (even when smtp-out has already gone) and records it, so
+    the next start does not deliver it a second time."""
+    m = moat(message_size_limit="40M")
+    line = b"x" * 998 + b"\r\n"
+    big = MSG + line * (24 * 1024 * 1024 // len(line))
+    s = send_raw(m, ["user@example.test"], content=big)
+    tmp = m.maildir_path("user") / "tmp"
+    wait_until(lambda: tmp.is_dir() and any(tmp.iterdir()),
+               10 * moatlib.SLOW, "local delivery writing into tmp/")
+    mark = m.log_mark()
+    m.stop()
+    # the answer came back before the queue stopped
+    m.wait_log(r"queue: event=delivery qid=%s to=<user@example\.test> "
+               r"relay=maildir .* status=sent" % s.qid, since=mark)
+    m.wait_log(r"queue: event=removed qid=%s " % s.qid, since=mark)
+    assert m.spool_files("queue") == []
+    m.start()
+    m.wait_log(r"queue: event=start role=queue messages=0$", since=mark)
+    got = m.maildir("user")
+    assert len(got) == 1 and got[0].endswith(b"x" * 998 + b"\n")
+
+
 def test_flush_empty_queue(moat):
     m = moat()
     assert ctl_ok(m, "flush") == "0 messages scheduled for delivery\n"
