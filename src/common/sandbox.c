@@ -77,6 +77,8 @@ static const int smtp_in_calls[] = {
 	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
 	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(ftruncate),
 	SCMP_SYS(fchmod), SCMP_SYS(umask),
+	/* the listing of recycled files (spool.c, free/) */
+	SCMP_SYS(getdents64),
 };
 
 /* the role's name for the trap's line (set before the filter) */

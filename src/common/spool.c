@@ -27,9 +27,24 @@
  * SPOOL_HDR_MAX octets with at most SPOOL_RCPT_MAX recipients; the
  * file is exactly data_off + size + strlen("END\n") octets long and
  * ends with END.  Anything else is refused with a static reason.
+ *
+ * Recycled files (free/): the queue role renames a delivered message
+ * file of up to SPOOL_FREE_SIZE octets into free/ instead of unlinking
+ * it, and smtp-in's commit threads rename one back to tmp/QID to hold
+ * the next message.  An ext4 without a journal pays for every new inode
+ * with a scan of the inodes freed in the last seconds, and every create
+ * and unlink writes the inode and block bitmaps; a recycled file is
+ * overwritten in place and cut to its new length (ftruncate) before
+ * the fsync, so its old octets never show.  The rename out of free/ is
+ * what makes a file ours: two threads or processes can never write the
+ * same one.  The queue never recycles a file that a delivery role may
+ * still read (only after the last job's answer), keeps free/ bounded,
+ * and empties it at start and when nothing was delivered for a while.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +70,7 @@
 #define QID_TIME_CHARS	11
 #define QID_OPEN_TRIES	16
 #define SPOOL_RCPT_MIN_CAP 8
+#define SPOOL_FREE_BATCH 256		/* names taken per listing of free/ */
 
 static const char qid_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -75,7 +91,9 @@ static void	spool_msg_init(struct spool_msg *, struct envelope *,
 static int	spool_msg_name(struct spool_msg *, const char *,
 		    const char *);
 static int	spool_msg_create(struct spool_msg *);
-static int	spool_flush(struct spool_msg *);
+static int	spool_msg_reuse(struct spool_msg *);
+static int	spool_free_take(char [QID_SIZE]);
+static int	spool_flush(struct spool_msg *, int);
 static int	spool_value_ok(const char *, size_t, int empty_ok);
 static int	spool_put_field(struct buf *, const char *, const char *,
 		    size_t, int empty_ok);
@@ -128,6 +146,7 @@ static const struct {
 	{ "queue", 0700 },
 	{ "hold", 0700 },
 	{ "quarantine", 0700 },
+	{ SPOOL_FREE, 0700 },
 	/* smtp-in's greylist.db (the spool itself may be root's) */
 	{ "state", 0700 },
 	/* any local user may drop files, nobody but moat may list them */
@@ -302,7 +321,7 @@ spool_msg_flush(struct spool_msg *m)
 		errno = EINVAL;
 		return -1;
 	}
-	return spool_flush(m);
+	return spool_flush(m, 0);
 }
 
 /* spool_msg_write - append content octets (buffered) */
@@ -318,11 +337,11 @@ spool_msg_write(struct spool_msg *m, const void *p, size_t len)
 		errno = EFBIG;
 		return -1;
 	}
-	if (m->wbuf.len + len > SPOOL_WBUF && spool_flush(m) == -1)
+	if (m->wbuf.len + len > SPOOL_WBUF && spool_flush(m, 0) == -1)
 		return -1;
 	if (len >= SPOOL_WBUF) {
 		/* big slices go straight to the file, no copy */
-		if (spool_flush(m) == -1)
+		if (spool_flush(m, 0) == -1)
 			return -1;
 		if (write_all(m->fd, p, len) == -1) {
 			m->failed = 1;
@@ -358,7 +377,7 @@ spool_msg_finish(struct spool_msg *m)
 	if (inbuf)
 		memcpy(m->wbuf.data + m->size_off, digits, SPOOL_SIZE_DIGITS);
 	if (buf_append(&m->wbuf, SPOOL_END, SPOOL_END_LEN) == -1 ||
-	    spool_flush(m) == -1)
+	    spool_flush(m, 1) == -1)
 		goto fail;
 	if (!inbuf && pwrite(m->fd, digits, SPOOL_SIZE_DIGITS,
 	    m->size_off) != SPOOL_SIZE_DIGITS) {
@@ -366,6 +385,9 @@ spool_msg_finish(struct spool_msg *m)
 			errno = EIO;
 		goto fail;
 	}
+	/* a recycled file may have been longer */
+	if (m->reused && ftruncate(m->fd, m->written) == -1)
+		goto fail;
 	if (fsync(m->fd) == -1)
 		goto fail;
 	return 0;
@@ -633,11 +655,88 @@ spool_msg_create(struct spool_msg *m)
 	return 0;
 }
 
-/* spool_flush - write the buffered octets out, creating a deferred file */
+/*
+ * spool_msg_reuse - make m->path from a recycled file of free/ (0600
+ * files only), else create it.  Only the rename's winner opens the file.
+ */
 static int
-spool_flush(struct spool_msg *m)
+spool_msg_reuse(struct spool_msg *m)
 {
-	if (m->deferred && spool_msg_create(m) == -1) {
+	char	 name[QID_SIZE], from[sizeof(SPOOL_FREE) + QID_SIZE];
+
+	while (m->mode == 0600 && spool_free_take(name) == 0) {
+		(void)snprintf(from, sizeof(from), "%s/%s", SPOOL_FREE, name);
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, m->path,
+		    RENAME_NOREPLACE) == -1) {
+			if (errno == ENOENT)
+				continue;	/* purged by the queue */
+			return -1;	/* EEXIST as with O_EXCL */
+		}
+		m->fd = open(m->path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+		if (m->fd == -1) {
+			(void)unlink(m->path);
+			break;
+		}
+		m->deferred = 0;
+		m->reused = 1;
+		return 0;
+	}
+	return spool_msg_create(m);
+}
+
+/*
+ * spool_free_take - the next name listed in free/; -1 if none.  The
+ * commit threads share one listing (SPOOL_FREE_BATCH names); an empty
+ * free/ is listed again at most once a second.
+ */
+static int
+spool_free_take(char name[QID_SIZE])
+{
+	static pthread_mutex_t	 mtx = PTHREAD_MUTEX_INITIALIZER;
+	static char		 names[SPOOL_FREE_BATCH][QID_SIZE];
+	static size_t		 n, pos;
+	static time_t		 empty_at;
+	static DIR		*d;
+	struct dirent		*de;
+	time_t			 now;
+	int			 r = -1;
+
+	pthread_mutex_lock(&mtx);
+	if (pos == n) {
+		pos = n = 0;
+		now = time(NULL);
+		if (now != empty_at) {
+			if (d == NULL)
+				d = opendir(SPOOL_FREE);
+			else
+				rewinddir(d);
+			while (d != NULL && n < SPOOL_FREE_BATCH &&
+			    (de = readdir(d)) != NULL)
+				if (qid_valid(de->d_name, strlen(de->d_name)))
+					memcpy(names[n++], de->d_name,
+					    QID_SIZE);
+			if (n == 0)
+				empty_at = now;
+		}
+	}
+	if (pos < n) {
+		memcpy(name, names[pos++], QID_SIZE);
+		r = 0;
+	}
+	pthread_mutex_unlock(&mtx);
+	return r;
+}
+
+/*
+ * spool_flush - write the buffered octets out, creating a deferred file;
+ * last: the buffer holds the whole file, which may then be a recycled one
+ */
+static int
+spool_flush(struct spool_msg *m, int last)
+{
+	if (m->deferred && (last ? spool_msg_reuse(m) :
+	    spool_msg_create(m)) == -1) {
 		m->failed = 1;
 		return -1;
 	}

@@ -49,6 +49,9 @@
 #define QID_LEN		16
 #define QID_SIZE	(QID_LEN + 1)
 #define SPOOL_VERSION	1
+/* recycled message files (spool.c); SPOOL_FREE_SIZE: the largest kept */
+#define SPOOL_FREE	"free"
+#define SPOOL_FREE_SIZE	(64 * 1024)
 
 struct envelope {
 	char		 qid[QID_SIZE];
@@ -80,6 +83,7 @@ struct spool_msg {
 	int		 deferred;	/* path not created yet (spool_msg_begin) */
 	mode_t		 mode;		/* of the file when created */
 	off_t		 written;	/* octets already in the file */
+	int		 reused;	/* a recycled file of free/ */
 	char		 path[64];	/* current relative path */
 };
 

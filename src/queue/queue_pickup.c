@@ -486,7 +486,11 @@ fail_env:
 	return -1;
 }
 
-/* qpickup_stale - remove dir/name if untouched for QUEUE_STALE_AGE */
+/*
+ * qpickup_stale - remove dir/name if untouched for QUEUE_STALE_AGE.  The
+ * change time counts too: a recycled file renamed into tmp/ keeps its
+ * old modification time until smtp-in writes it (spool.c, free/).
+ */
 static void
 qpickup_stale(const char *dir, const char *name)
 {
@@ -498,7 +502,7 @@ qpickup_stale(const char *dir, const char *name)
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return;
 	if (lstat(path, &st) == -1 || st.st_mtime > time(NULL) -
-	    QUEUE_STALE_AGE)
+	    QUEUE_STALE_AGE || st.st_ctime > time(NULL) - QUEUE_STALE_AGE)
 		return;
 	if (unlink(path) == 0)
 		log_info("event=stale_removed path=%s", path);

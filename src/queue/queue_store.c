@@ -31,6 +31,16 @@
  * back, to be delivered twice, never lost.  The message file opened at
  * pickup stays open for the first job (qstore_keep_fd), at most
  * QSTORE_KEEP_MAX of them, so that the dispatch does not open it again.
+ *
+ * A delivered message file of less than SPOOL_FREE_SIZE octets is
+ * renamed into free/ instead of unlinked, for smtp-in to write the next
+ * message into (spool.c).  Only messages of queue/ with no job in
+ * flight go there: the delivery roles close the file before they
+ * answer, so nobody reads it any more.  free/ holds at most
+ * QSTORE_FREE_MAX files (a count kept here, checked by listing the
+ * directory when it reaches the bound, at most once a second), and is
+ * emptied at start and after QSTORE_FREE_IDLE seconds without a
+ * recycled file, so that old octets do not linger there.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -56,6 +66,8 @@
 #define STATE_HEAD_MAX	(QUEUE_REASON_MAX + 256) /* lines but rcpt */
 #define QPATH_MAX	64
 #define QSTORE_KEEP_MAX	512	/* descriptors kept from pickup */
+#define QSTORE_FREE_MAX	2048	/* files kept in free/ for smtp-in */
+#define QSTORE_FREE_IDLE 60	/* s without recycling: free/ emptied */
 #define QSTORE_SYNC_DELAY 100	/* ms: removals made durable together */
 
 static const char *const rcpt_status_names[] = {
@@ -74,10 +86,16 @@ static int	qstore_has_suffix(const char *, size_t, const char *);
 static void	qstore_sync_later(enum qmsg_where);
 static void	qstore_sync_now(void);
 static void	qstore_sync_timer(int, short, void *);
+static int	qstore_recycle(struct qmsg *, const char *);
+static size_t	qstore_free_list(int);
+static void	qstore_free_timer(int, short, void *);
 
 static struct event	*qstore_sync_ev;
 static int		 qstore_dirty[2];	/* queue/, hold/ */
 static size_t		 qstore_nkept;
+static size_t		 qstore_nfree;		/* files put in free/ */
+static time_t		 qstore_free_counted;	/* last listing */
+static int		 qstore_free_used;	/* since the idle tick */
 
 /*
  * qstore_init - the timer of the deferred removal fsyncs; they are
@@ -86,11 +104,81 @@ static size_t		 qstore_nkept;
 void
 qstore_init(struct event_base *base)
 {
+	struct timeval	 tv = { QSTORE_FREE_IDLE, 0 };
+	struct event	*ev;
+
 	if ((qstore_sync_ev = evtimer_new(base, qstore_sync_timer, NULL)) ==
-	    NULL)
+	    NULL || (ev = event_new(base, -1, EV_PERSIST, qstore_free_timer,
+	    NULL)) == NULL || event_add(ev, &tv) == -1)
 		fatalx("event=start reason=\"cannot set up events\"");
 	if (atexit(qstore_sync_now) != 0)
 		fatalx("event=start reason=atexit");
+	(void)qstore_free_list(1);
+}
+
+/*
+ * qstore_recycle - rename a delivered message file into free/ (see the
+ * top of the file); -1 when it is to be unlinked instead
+ */
+static int
+qstore_recycle(struct qmsg *m, const char *path)
+{
+	char	 fpath[QPATH_MAX];
+	time_t	 now;
+
+	if (m->where != QW_QUEUE || m->jobs != 0 ||
+	    m->size >= SPOOL_FREE_SIZE)
+		return -1;
+	if (qstore_nfree >= QSTORE_FREE_MAX) {
+		now = time(NULL);
+		if (now == qstore_free_counted)
+			return -1;
+		qstore_free_counted = now;
+		if ((qstore_nfree = qstore_free_list(0)) >= QSTORE_FREE_MAX)
+			return -1;
+	}
+	if (qstore_path(fpath, SPOOL_FREE, m->qid, "") == -1 ||
+	    rename(path, fpath) == -1)
+		return -1;
+	qstore_nfree++;
+	qstore_free_used = 1;
+	return 0;
+}
+
+/* qstore_free_list - count the files of free/, or unlink them (purge) */
+static size_t
+qstore_free_list(int purge)
+{
+	struct dirent	*de;
+	DIR		*d;
+	size_t		 n = 0;
+
+	if ((d = opendir(SPOOL_FREE)) == NULL) {
+		log_warn("event=free_error dir=%s", SPOOL_FREE);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (purge && unlinkat(dirfd(d), de->d_name, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("event=free_error path=%s/%s", SPOOL_FREE,
+			    de->d_name);
+		n++;
+	}
+	closedir(d);
+	if (purge)
+		qstore_nfree = 0;
+	return purge ? 0 : n;
+}
+
+/* qstore_free_timer - empty free/ when nothing was recycled for a while */
+static void
+qstore_free_timer(int fd, short ev, void *arg)
+{
+	if (!qstore_free_used && qstore_nfree > 0)
+		(void)qstore_free_list(1);
+	qstore_free_used = 0;
 }
 
 /* qstore_sync_later - fsync w's directory soon, once for many removals */
@@ -393,7 +481,7 @@ qstore_move(struct qmsg *m, enum qmsg_where to)
 	return 0;
 }
 
-/* qstore_remove - unlink message, then state; fsync the directory */
+/* qstore_remove - unlink (or recycle) message, then state; sync dir */
 int
 qstore_remove(struct qmsg *m)
 {
@@ -404,7 +492,8 @@ qstore_remove(struct qmsg *m)
 	    qstore_path(spath, qstore_dir(m->where), m->qid, STATE_SUFFIX) ==
 	    -1)
 		return -1;
-	if (unlink(path) == -1 && errno != ENOENT) {
+	if (qstore_recycle(m, path) == -1 && unlink(path) == -1 &&
+	    errno != ENOENT) {
 		log_warn("event=remove_error qid=%s path=%s", m->qid, path);
 		return -1;
 	}

@@ -539,6 +539,40 @@ def test_stop_waits_for_the_local_delivery_in_flight(moat):
     assert len(got) == 1 and got[0].endswith(b"x" * 998 + b"\n")
 
 
+def test_delivered_file_is_recycled_for_the_next_message(moat):
+    """A delivered message's file goes to free/ and holds the next one:
+    same inode, cut to the new length, the old octets gone."""
+    m = moat()
+    free = m.spool / "free"
+    assert m.spool_files("free") == []
+    line = b"L" * 78 + b"\r\n"
+    long_msg = MSG + line * 400              # about 32 KiB
+    s1 = send_raw(m, ["user@example.test"], content=long_msg)
+    m.wait_maildir("user")
+    m.wait_log(r"queue: event=removed qid=%s " % s1.qid)
+    assert m.spool_files("free") == [s1.qid]
+    st1 = os.stat(free / s1.qid)
+    assert st1.st_size > 32000 and stat.S_IMODE(st1.st_mode) == 0o600
+    # an empty free/ is listed again at most once a second (spool.c)
+    time.sleep(1.1)
+    s2 = send_raw(m, ["user@example.test"])
+    got = m.wait_maildir("user", count=2)
+    m.wait_log(r"queue: event=removed qid=%s " % s2.qid)
+    assert m.spool_files("free") == [s2.qid]
+    st2 = os.stat(free / s2.qid)
+    assert st2.st_ino == st1.st_ino and st2.st_size < 2000, (st1, st2)
+    short = [g for g in got if b"L" * 78 not in g]
+    assert len(short) == 1 and short[0].endswith(b"\nlast line\n")
+    # the spool file itself: exactly the new message, then END
+    raw = (free / s2.qid).read_bytes()
+    assert raw.endswith(b"last line\r\nEND\n") and b"L" * 78 not in raw
+    # emptied at start
+    mark = m.log_mark()
+    m.restart()
+    m.wait_log(r"queue: event=start role=queue ", since=mark)
+    assert m.spool_files("free") == []
+
+
 def test_flush_empty_queue(moat):
     m = moat()
     assert ctl_ok(m, "flush") == "0 messages scheduled for delivery\n"
