@@ -481,12 +481,30 @@ spool_msg_abort(struct spool_msg *m)
 int
 spool_msg_read(int fd, struct envelope *env, const char **why)
 {
+	return spool_msg_load(fd, env, why, NULL, NULL);
+}
+
+/*
+ * spool_msg_load - spool_msg_read, and when the whole file fitted in the
+ * one read of its header section (up to SPOOL_HDR_MAX octets), hand
+ * that buffer over (*data, *len; NULL when not): the END record is
+ * then checked in memory, and the caller need not read the file again.
+ */
+int
+spool_msg_load(int fd, struct envelope *env, const char **why, char **data,
+    size_t *len)
+{
 	struct stat	 st;
 	char		*hdr = NULL;
 	char		 end[SPOOL_END_LEN];
+	const char	*e;
 	size_t		 n;
 	uint64_t	 total;
 
+	if (data != NULL) {
+		*data = NULL;
+		*len = 0;
+	}
 	memset(env, 0, sizeof(*env));
 	if (fstat(fd, &st) == -1) {
 		*why = "cannot stat";
@@ -507,8 +525,6 @@ spool_msg_read(int fd, struct envelope *env, const char **why)
 	}
 	if (spool_parse_header(hdr, n, n == SPOOL_HDR_MAX, env, why) == -1)
 		goto fail;
-	free(hdr);
-	hdr = NULL;
 	total = (uint64_t)env->data_off + env->size + SPOOL_END_LEN;
 	if ((uint64_t)st.st_size < total) {
 		*why = "file shorter than its size record";
@@ -518,15 +534,23 @@ spool_msg_read(int fd, struct envelope *env, const char **why)
 		*why = "file longer than its size record";
 		goto fail;
 	}
-	if (spool_pread_all(fd, end, SPOOL_END_LEN,
+	if (n == total)
+		e = hdr + n - SPOOL_END_LEN;	/* all of it was read */
+	else if (spool_pread_all(fd, end, SPOOL_END_LEN,
 	    (off_t)(total - SPOOL_END_LEN)) == -1) {
 		*why = "read error";
 		goto fail;
-	}
-	if (memcmp(end, SPOOL_END, SPOOL_END_LEN) != 0) {
+	} else
+		e = end;
+	if (memcmp(e, SPOOL_END, SPOOL_END_LEN) != 0) {
 		*why = "missing END record";
 		goto fail;
 	}
+	if (data != NULL && n == total) {
+		*data = hdr;
+		*len = n;
+	} else
+		free(hdr);
 	return 0;
 fail:
 	free(hdr);

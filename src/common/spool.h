@@ -140,6 +140,13 @@ int	spool_dir_sync(const char *dir);
  * reason on failure.  env must be zeroed or envelope_free()d first.
  */
 int	spool_msg_read(int fd, struct envelope *, const char **why);
+/*
+ * spool_msg_load - the same; a file of up to 64 KiB is read whole and
+ * given to the caller in *data (malloc'd, *len octets, free() it), so
+ * that its content need not be read again.  *data is NULL otherwise.
+ */
+int	spool_msg_load(int fd, struct envelope *, const char **why,
+	    char **data, size_t *len);
 /* spool_msg_parse - same, from memory (unit tests, fuzzing) */
 int	spool_msg_parse(const char *p, size_t len, struct envelope *,
 	    const char **why);

@@ -19,7 +19,9 @@
  *
  * The body is read from the message file with pread() in OS_CHUNK
  * pieces and queued only while the output holds less than OS_OUT_HIGH,
- * so a large message is never in memory whole.  For Internet delivery
+ * so a large message is never in memory whole.  A file of up to 64 KiB
+ * was read whole with its envelope (spool_msg_load) and is taken from
+ * that copy, within OUT_MEM_KEEP octets for all jobs (smtp_out.c).  For Internet delivery
  * of mail from inside (OUTF_INTERNET | OUTF_PRIVATE with
  * hide_internal_hosts) every Received field of the header section is
  * left out and one naming only this host is put first (DESIGN.md
@@ -129,6 +131,7 @@ struct obody {
 	int		 err;		/* no memory for the output */
 	size_t		 ncarry;	/* octets held at the front of buf */
 	char		*buf;		/* OS_CHUNK + OS_CARRY, malloc'd */
+	const char	*mem;		/* the file in memory (ojob.mem) */
 };
 
 struct osess {
@@ -1630,6 +1633,7 @@ body_init(struct obody *b, const struct ojob *j, int rewrite, int stuff)
 	memset(b, 0, sizeof(*b));
 	b->off = j->env.data_off;
 	b->end = j->env.data_off + (off_t)j->env.size;
+	b->mem = j->mem;
 	b->stuff = stuff;
 	b->inhdr = rewrite;
 	b->bol = 1;
@@ -1651,7 +1655,12 @@ body_read(struct obody *b, int fd, struct evbuffer *out)
 	want = (size_t)(b->end - b->off);
 	if (want > OS_CHUNK)
 		want = OS_CHUNK;
-	if (want > 0) {
+	if (want > 0 && b->mem != NULL) {
+		/* read whole at pickup (spool_msg_load): checked length */
+		memcpy(b->buf + b->ncarry, b->mem + b->off, want);
+		n = (ssize_t)want;
+		b->off += n;
+	} else if (want > 0) {
 		do {
 			n = pread(fd, b->buf + b->ncarry, want, b->off);
 		} while (n == -1 && errno == EINTR);

@@ -69,6 +69,7 @@
 #define OUT_DEST_IDLE		300	/* s unused before freed */
 #define OUT_GC_INTERVAL		60	/* s between cleanups */
 #define OUT_STOP_GRACE		10	/* s for the running */
+#define OUT_MEM_KEEP	(16 * 1024 * 1024)	/* message files kept read */
 #define OUT_READ_BATCH		64	/* messages per read event */
 #define OUT_EXIT_SNDTIMEO	5	/* s per reply written at exit */
 #define OUT_FD_SPARE		64	/* DNS, logs, the queue */
@@ -176,6 +177,8 @@ static void	out_sigterm(int, short, void *);
 static void	out_stop_check(struct out_role *);
 static void	out_stop_timeout(int, short, void *);
 static void	out_exit(struct out_role *) __attribute__((noreturn));
+
+static size_t	out_mem_kept;	/* octets of ojob.mem, at most OUT_MEM_KEEP */
 
 /* smtp_out_preinit - resolver and TLS as root, before the drop */
 void
@@ -368,13 +371,19 @@ out_job_take(struct out_role *r, const struct out_job *job, int fd)
 		j->res[k].idx = j->idx[k];
 	so->njobs++;
 
-	if (spool_msg_read(fd, &j->env, &why) == -1 ||
+	if (spool_msg_load(fd, &j->env, &why, &j->mem, &j->memlen) == -1 ||
 	    strcmp(j->env.qid, job->qid) != 0) {
 		log_warnx("event=job_error qid=%s reason=\"%s\"", job->qid,
 		    why != NULL ? why : "queue id mismatch");
 		out_job_answer(r, j, 451, "4.3.0 cannot read queued message");
 		return;
 	}
+	/* the file as read stays for the body, within a memory budget */
+	if (j->mem != NULL && out_mem_kept + j->memlen > OUT_MEM_KEEP) {
+		free(j->mem);
+		j->mem = NULL;
+	}
+	out_mem_kept += j->mem != NULL ? j->memlen : 0;
 	for (k = 0; k < j->n; k++)
 		if (j->idx[k] >= j->env.nrcpt)
 			fatalx("event=ipc reason=\"recipient index %u of %zu\"",
@@ -462,6 +471,10 @@ out_reply_send(struct out_role *r, struct ojob *j)
 	}
 	out_reply_write(r, &rep, OUT_REPLY_LEN(j->n));
 	close(j->fd);
+	if (j->mem != NULL) {
+		out_mem_kept -= j->memlen;
+		free(j->mem);
+	}
 	envelope_free(&j->env);
 	free(j);
 	r->so.njobs--;

@@ -71,7 +71,9 @@ struct ojob {
 	TAILQ_ENTRY(ojob) entry;	/* in its destination's FIFO */
 	uint32_t	 id;
 	int		 fd;		/* the message file, read-only */
-	struct envelope	 env;		/* read from fd (spool_msg_read) */
+	struct envelope	 env;		/* read from fd (spool_msg_load) */
+	char		*mem;		/* the whole file when kept, or NULL */
+	size_t		 memlen;
 	struct odest	*dest;
 	uint32_t	 flags;		/* OUTF_* */
 	size_t		 n;

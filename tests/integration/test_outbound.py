@@ -904,15 +904,20 @@ BODY_RECEIVED = (b"Quoted trace, part of the text:\r\n"
                  b"Received: from ops.corp.internal ([10.1.1.1])\r\n")
 
 
-def test_received_hidden_for_internal_mail_to_internet(net):
+# a small message is sent from the copy read with its envelope, one over
+# 64 KiB from the file in pieces (out_session.c): both are filtered
+@pytest.mark.parametrize("filler", [0, 1200])
+def test_received_hidden_for_internal_mail_to_internet(net, filler):
     n = net(domains={"out.test": [("MX", 10, host(4))]}, sinks={4: {}})
+    body = BODY_RECEIVED + b"".join(b"%05d " % i + b"f" * 72 + b"\r\n"
+                                    for i in range(filler))
     qid = submit(n.m, ["u@out.test"],
-                 INNER + msg("private", extra=LATE, body=BODY_RECEIVED),
+                 INNER + msg("private", extra=LATE, body=body),
                  helo="build7.corp.internal")
     t = n.sink(4).wait(1, timeout=WAIT)[0]
     head = header_block(t.data)
     # the header section names nothing inside; the body is not touched
-    assert body_of(t.data) == BODY_RECEIVED
+    assert body_of(t.data) == body
     for leak in (b"127.0.0.1", b"corp.internal", b"10.20.30.40",
                  b"10.9.9.9", b"client.test"):
         assert leak not in head, (leak, head)
