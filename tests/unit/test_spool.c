@@ -37,6 +37,7 @@ static void	test_roundtrip(void);
 static int	slurp(const char *, struct buf *);
 static void	test_corrupt(void);
 static void	test_create(void);
+static void	test_load_recycle(void);
 static int	rm_one(const char *, const struct stat *, int, struct FTW *);
 
 static char	 topdir[] = "/tmp/test_spool.XXXXXX";
@@ -89,6 +90,7 @@ main(void)
 	test_roundtrip();
 	test_corrupt();
 	test_create();
+	test_load_recycle();
 	if (chdir("/") == 0)
 		(void)nftw(topdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	printf("%d passed, %d failed\n", npass, nfail);
@@ -348,6 +350,7 @@ test_create(void)
 		{ "sp/tmp", 0700 }, { "sp/incoming", 0700 },
 		{ "sp/queue", 0700 }, { "sp/hold", 0700 },
 		{ "sp/quarantine", 0700 }, { "sp/maildrop", 01733 },
+		{ "sp/free", 0700 },
 	};
 	struct stat	 st;
 	size_t		 i;
@@ -377,6 +380,85 @@ test_create(void)
 		    stat("sp/queue", &st) == 0 && st.st_uid == 4243,
 		    "owner fixed");
 	}
+}
+
+/*
+ * test_load_recycle - spool_msg_load hands over a small file whole (and
+ * refuses a bad END from memory), not a large one; spool_msg_begin
+ * takes a file of free/, overwrites it and cuts it to its new length
+ */
+static void
+test_load_recycle(void)
+{
+	struct envelope	 env, rd;
+	struct spool_msg m;
+	struct stat	 st, st2;
+	char		 path[64], *content, *data;
+	const char	*why = NULL;
+	size_t		 len = 100000, dlen, i;
+	int		 fd, r;
+
+	CHECK(chdir(topdir) == 0, "chdir");
+	content = malloc(len);
+	for (i = 0; i < len; i++)
+		content[i] = i % 80 == 78 ? '\r' : i % 80 == 79 ? '\n' : 'q';
+	fill_env(&env);
+
+	/* small: whole, the END checked in memory */
+	CHECK(write_msg(&env, content, 1000, path, sizeof(path)) == 0, "w");
+	fd = open(path, O_RDONLY);
+	r = spool_msg_load(fd, &rd, &why, &data, &dlen);
+	CHECK(r == 0 && data != NULL && fstat(fd, &st) == 0 &&
+	    dlen == (size_t)st.st_size && rd.size == 1000 &&
+	    memcmp(data + rd.data_off, content, 1000) == 0 &&
+	    memcmp(data + dlen - 4, "END\n", 4) == 0, "small load");
+	free(data);
+	envelope_free(&rd);
+	CHECK(pwrite(fd, "XND\n", 4, st.st_size - 4) == -1, "fd is O_RDONLY");
+	close(fd);
+	fd = open(path, O_RDWR);
+	CHECK(pwrite(fd, "XND\n", 4, st.st_size - 4) == 4, "spoil END");
+	r = spool_msg_load(fd, &rd, &why, &data, &dlen);
+	CHECK(r == -1 && data == NULL && strcmp(why, "missing END record") ==
+	    0, "bad END in memory: %s", r ? why : "accepted");
+	close(fd);
+	unlink(path);
+
+	/* large: no copy, still read and checked */
+	CHECK(write_msg(&env, content, len, path, sizeof(path)) == 0, "w");
+	fd = open(path, O_RDONLY);
+	r = spool_msg_load(fd, &rd, &why, &data, &dlen);
+	CHECK(r == 0 && data == NULL && dlen == 0 && rd.size == len,
+	    "large load");
+	envelope_free(&rd);
+	close(fd);
+
+	/* recycle: the large file becomes the next, short message */
+	mkdir("free", 0700);
+	CHECK(stat(path, &st) == 0 && rename(path, "free/0000000000000000") ==
+	    0, "into free/");
+	CHECK(spool_msg_begin(&m, &env, "tmp", "") == 0 &&
+	    spool_msg_write(&m, content, 500) == 0 &&
+	    spool_msg_finish(&m) == 0 && m.reused, "recycled write");
+	CHECK(fstat(m.fd, &st2) == 0 && st2.st_ino == st.st_ino &&
+	    st2.st_size == m.written && st2.st_size < 1000, "same inode, cut");
+	CHECK(spool_msg_commit(&m, "incoming") == 0, "commit");
+	CHECK(access("free/0000000000000000", F_OK) == -1, "taken from free/");
+	fd = open(m.path, O_RDONLY);
+	r = spool_msg_read(fd, &rd, &why);
+	CHECK(r == 0 && rd.size == 500, "recycled reads back: %s",
+	    r ? why : "");
+	envelope_free(&rd);
+	close(fd);
+	unlink(m.path);
+
+	/* free/ empty: a new file (listed again at most once a second) */
+	CHECK(spool_msg_begin(&m, &env, "tmp", "") == 0 &&
+	    spool_msg_write(&m, content, 10) == 0 &&
+	    spool_msg_finish(&m) == 0 && !m.reused, "new file");
+	spool_msg_abort(&m);
+	envelope_free(&env);
+	free(content);
 }
 
 static int
