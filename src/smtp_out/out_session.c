@@ -236,8 +236,6 @@ static void	 body_emit(struct obody *, const char *, size_t,
 		    struct evbuffer *);
 static int	 is_received(const char *, size_t);
 static size_t	 received_line(const struct osess *, char *, size_t);
-static void	 fmt(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 
 static const char *const state_names[OS_COUNT] = {
 	[OS_RESOLVE] = "resolve",
@@ -274,7 +272,7 @@ osess_new(struct smtp_out *so, struct odest *d)
 	s->fd = -1;
 	enter(s, OS_RESOLVE);
 	s->failcode = 451;
-	fmt(s->failtext, sizeof(s->failtext), "4.4.1 no host of %s could "
+	out_fmt(s->failtext, sizeof(s->failtext), "4.4.1 no host of %s could "
 	    "be tried", d->name);
 	s->timer = evtimer_new(so->base, sess_timer, s);
 	s->defer = event_new(so->base, -1, 0, sess_defer, s);
@@ -319,8 +317,8 @@ osess_run(struct osess *s, struct ojob *j)
 	s->ncmd = s->nsent = s->nrecv = s->naccepted = 0;
 	s->mailfail = 0;
 	memset(s->accepted, 0, sizeof(s->accepted));
-	fmt(j->relay, sizeof(j->relay), "%s", s->relay);
-	fmt(j->tls, sizeof(j->tls), "%s", s->tlstext);
+	out_fmt(j->relay, sizeof(j->relay), "%s", s->relay);
+	out_fmt(j->tls, sizeof(j->tls), "%s", s->tlstext);
 	for (k = 0; k < j->n; k++)
 		j->res[k].code = 0;
 	if (txn_check(s, j) == -1) {
@@ -382,6 +380,24 @@ osess_close(struct osess *s)
 	sess_later(s, (s->job != NULL ? D_JOB : 0) | D_GONE);
 }
 
+/* out_fmt - see smtp_out.h */
+void
+out_fmt(char *out, size_t outsz, const char *f, ...)
+{
+	va_list	 ap;
+	int	 r;
+
+	if (outsz == 0)
+		return;
+	va_start(ap, f);
+	r = vsnprintf(out, outsz, f, ap);
+	va_end(ap);
+	if (r < 0)
+		out[0] = '\0';
+	else if ((size_t)r >= outsz && outsz > 4)
+		memcpy(out + outsz - 4, "...", 4);
+}
+
 /* enter - the one place where the state changes (STYLE.md 7) */
 static void
 enter(struct osess *s, enum os_state st)
@@ -413,7 +429,7 @@ sess_resolved(void *arg, const struct otarget *t, size_t n, unsigned code,
 	s->nt = n;
 	if (n == 0) {
 		s->failcode = code >= 400 && code <= 599 ? code : 451;
-		fmt(s->failtext, sizeof(s->failtext), "%s", text != NULL ?
+		out_fmt(s->failtext, sizeof(s->failtext), "%s", text != NULL ?
 		    text : "4.4.3 no address for the destination");
 	}
 	sess_later(s, D_RESOLVED);
@@ -490,7 +506,7 @@ sess_timer(evutil_socket_t fd, short ev, void *arg)
 	default:
 		break;
 	}
-	fmt(text, sizeof(text), "4.4.2 conversation with %s timed out %s",
+	out_fmt(text, sizeof(text), "4.4.2 conversation with %s timed out %s",
 	    s->peer, s->phase);
 	if (s->state < OS_READY)
 		target_fail(s, 451, "%s", text);
@@ -538,17 +554,17 @@ target_connect(struct osess *s)
 		    &t->ss)->sin_port);
 	}
 	if (inet_ntop(t->ss.ss_family, a, s->addr, sizeof(s->addr)) == NULL)
-		fmt(s->addr, sizeof(s->addr), "unknown");
-	fmt(s->peer, sizeof(s->peer), "%s[%s]", t->host, s->addr);
-	fmt(s->relay, sizeof(s->relay), "%s:%u", s->peer, port);
-	fmt(s->tlstext, sizeof(s->tlstext), "tls=no");
+		out_fmt(s->addr, sizeof(s->addr), "unknown");
+	out_fmt(s->peer, sizeof(s->peer), "%s[%s]", t->host, s->addr);
+	out_fmt(s->relay, sizeof(s->relay), "%s:%u", s->peer, port);
+	out_fmt(s->tlstext, sizeof(s->tlstext), "tls=no");
 
 	fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		s->failcode = 451;
-		fmt(s->failtext, sizeof(s->failtext), "4.4.1 connect to %s: "
-		    "%s", s->relay, strerror(errno));
+		out_fmt(s->failtext, sizeof(s->failtext),
+		    "4.4.1 connect to %s: %s", s->relay, strerror(errno));
 		log_warnx("event=smtp_fail dest=%s relay=%s reason=\"%s\"",
 		    s->dest->name, s->relay, s->failtext);
 		return -1;
@@ -574,7 +590,7 @@ target_connect(struct osess *s)
 	return 0;
 fail:
 	s->failcode = 451;
-	fmt(s->failtext, sizeof(s->failtext), "4.4.1 connect to %s: %s",
+	out_fmt(s->failtext, sizeof(s->failtext), "4.4.1 connect to %s: %s",
 	    s->relay, errno != 0 ? strerror(errno) : "failed");
 	log_info("event=smtp_fail dest=%s relay=%s reason=\"%s\"",
 	    s->dest->name, s->relay, s->failtext);
@@ -815,16 +831,17 @@ conn_lost(struct osess *s, enum os_lost how)
 
 	switch (how) {
 	case LOST_TIMEOUT:
-		fmt(text, sizeof(text), "4.4.2 conversation with %s timed out "
-		    "%s", s->peer, s->phase);
+		out_fmt(text, sizeof(text),
+		    "4.4.2 conversation with %s timed out %s", s->peer,
+		    s->phase);
 		break;
 	case LOST_MALFORMED:
-		fmt(text, sizeof(text), "4.5.0 malformed reply from %s %s",
+		out_fmt(text, sizeof(text), "4.5.0 malformed reply from %s %s",
 		    s->peer, s->phase);
 		break;
 	case LOST_EOF:
 	default:
-		fmt(text, sizeof(text), "4.4.2 lost connection with %s %s",
+		out_fmt(text, sizeof(text), "4.4.2 lost connection with %s %s",
 		    s->peer, s->phase);
 		break;
 	}
@@ -923,7 +940,7 @@ on_greeting(struct osess *s, const struct oreply *r)
 
 	if (r->code / 100 != 2) {
 		enh_of(r->text, r->code, enh, sizeof(enh));
-		fmt(text, sizeof(text), "%s host %s refused to talk to me: "
+		out_fmt(text, sizeof(text), "%s host %s refused to talk to me: "
 		    "%u %s", enh, s->peer, r->code, r->text);
 		target_fail(s, r->code, "%s", text);
 		return 0;
@@ -1125,8 +1142,8 @@ loops(struct osess *s, const char *name, size_t n)
 	log_info("event=smtp_fail dest=%s relay=%s reason=\"host greeted "
 	    "me with my own hostname %s\"", s->dest->name, s->relay, me);
 	s->failcode = 554;
-	fmt(s->failtext, sizeof(s->failtext), "5.4.6 mail for %s loops back "
-	    "to myself", s->dest->name);
+	out_fmt(s->failtext, sizeof(s->failtext),
+	    "5.4.6 mail for %s loops back to myself", s->dest->name);
 	sess_fail(s);
 	return 1;
 }
@@ -1196,21 +1213,21 @@ txn_check(struct osess *s, struct ojob *j)
 		return -1;
 	}
 	if (e->smtputf8 && !s->ehlo.smtputf8) {
-		fmt(text, sizeof(text), "5.6.7 host %s does not support "
+		out_fmt(text, sizeof(text), "5.6.7 host %s does not support "
 		    "SMTPUTF8 and the message needs it (RFC 6531)", s->peer);
 		res_all(s, 0, 553, text);
 		return -1;
 	}
 	if (e->body == BODY_BINARYMIME &&
 	    (!s->ehlo.chunking || !s->ehlo.binarymime)) {
-		fmt(text, sizeof(text), "5.6.3 host %s does not support "
+		out_fmt(text, sizeof(text), "5.6.3 host %s does not support "
 		    "BINARYMIME and CHUNKING, which the message needs "
 		    "(RFC 3030)", s->peer);
 		res_all(s, 0, 554, text);
 		return -1;
 	}
 	if (e->body == BODY_8BITMIME && !s->ehlo.eightbit) {
-		fmt(text, sizeof(text), "5.6.3 host %s does not support "
+		out_fmt(text, sizeof(text), "5.6.3 host %s does not support "
 		    "8BITMIME and the message has 8-bit content (RFC 6152)",
 		    s->peer);
 		res_all(s, 0, 554, text);
@@ -1218,8 +1235,8 @@ txn_check(struct osess *s, struct ojob *j)
 	}
 	if (s->ehlo.has_size && s->ehlo.size > 0 &&
 	    s->outsize > s->ehlo.size) {
-		fmt(text, sizeof(text), "5.3.4 message size %zu exceeds the "
-		    "limit of host %s (%zu)", s->outsize, s->peer,
+		out_fmt(text, sizeof(text), "5.3.4 message size %zu exceeds "
+		    "the limit of host %s (%zu)", s->outsize, s->peer,
 		    s->ehlo.size);
 		res_all(s, 0, 552, text);
 		return -1;
@@ -1272,7 +1289,7 @@ txn_send(struct osess *s, size_t i)
 	if (i == 0) {
 		size[0] = '\0';
 		if (s->ehlo.has_size)
-			fmt(size, sizeof(size), " SIZE=%zu", s->outsize);
+			out_fmt(size, sizeof(size), " SIZE=%zu", s->outsize);
 		send_line(s, "MAIL FROM:<%s>%s%s%s", e->sender, size,
 		    e->body == BODY_BINARYMIME ? " BODY=BINARYMIME" :
 		    e->body == BODY_8BITMIME ? " BODY=8BITMIME" : "",
@@ -1452,7 +1469,7 @@ txn_lost(struct osess *s, const char *text)
 
 	log_info("event=smtp_fail dest=%s relay=%s reason=\"%s\"",
 	    s->dest->name, s->relay, text);
-	fmt(t, sizeof(t), "%s", text);
+	out_fmt(t, sizeof(t), "%s", text);
 	if (t[0] != '4')
 		t[0] = '4';	/* never a bounce from a broken session */
 	res_all(s, 0, 451, t);
@@ -1500,7 +1517,7 @@ res_set(struct osess *s, size_t k, unsigned code, const char *text)
 	if (r->code != 0)
 		return;
 	r->code = code;
-	fmt(r->text, sizeof(r->text), "%s", text);
+	out_fmt(r->text, sizeof(r->text), "%s", text);
 }
 
 /*
@@ -1518,10 +1535,10 @@ res_reply(struct osess *s, const struct oreply *r, int fail,
 
 	if (fail && code < 400) {
 		code = 451;
-		fmt(enh, sizeof(enh), "4.5.0");
+		out_fmt(enh, sizeof(enh), "4.5.0");
 	} else
 		enh_of(r->text, code, enh, sizeof(enh));
-	fmt(out, OUT_TEXT_MAX, "%s host %s said: %u%s%s (in reply to %s)",
+	out_fmt(out, OUT_TEXT_MAX, "%s host %s said: %u%s%s (in reply to %s)",
 	    enh, s->peer, r->code, r->text[0] != '\0' ? " " : "", r->text,
 	    cmd);
 	return code;
@@ -1549,10 +1566,10 @@ enh_of(const char *t, unsigned code, char *out, size_t outsz)
 	}
 	if (t[i] != ' ' && t[i] != '\0')
 		goto derive;
-	fmt(out, outsz, "%.*s", (int)i, t);
+	out_fmt(out, outsz, "%.*s", (int)i, t);
 	return;
 derive:
-	fmt(out, outsz, "%u.0.0", code / 100);
+	out_fmt(out, outsz, "%u.0.0", code / 100);
 }
 
 /* ---- the content ---------------------------------------------------- */
@@ -1796,22 +1813,4 @@ received_line(const struct osess *s, char *out, size_t outsz)
 	if (r < 0 || (size_t)r >= outsz)
 		panic("received_line: %d octets", r);
 	return (size_t)r;
-}
-
-/* fmt - snprintf that marks a cut with "..." */
-static void
-fmt(char *out, size_t outsz, const char *f, ...)
-{
-	va_list	 ap;
-	int	 r;
-
-	if (outsz == 0)
-		return;
-	va_start(ap, f);
-	r = vsnprintf(out, outsz, f, ap);
-	va_end(ap);
-	if (r < 0)
-		out[0] = '\0';
-	else if ((size_t)r >= outsz && outsz > 4)
-		memcpy(out + outsz - 4, "...", 4);
 }

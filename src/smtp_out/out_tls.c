@@ -16,9 +16,6 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -28,8 +25,6 @@
 #include "smtp_out.h"
 
 static int	 is_literal(const char *);
-static void	 fmt(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 
 /* otls_ctx_new - see smtp_out.h */
 void *
@@ -102,13 +97,14 @@ otls_text(struct ssl_st *ssl, char *out, size_t outsz)
 	int	 verified;
 
 	if (ssl == NULL) {
-		fmt(out, outsz, "tls=no");
+		out_fmt(out, outsz, "tls=no");
 		return;
 	}
 	peer = SSL_get0_peer_certificate(ssl);
 	verified = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
-	fmt(out, outsz, "tls=%s cipher=%s verified=%s", SSL_get_version(ssl),
-	    SSL_get_cipher_name(ssl), verified ? "yes" : "no");
+	out_fmt(out, outsz, "tls=%s cipher=%s verified=%s",
+	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	    verified ? "yes" : "no");
 }
 
 /* otls_why - see smtp_out.h */
@@ -120,15 +116,15 @@ otls_why(struct ssl_st *ssl, unsigned long e, char *out, size_t outsz)
 
 	v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 	if (v != X509_V_OK) {
-		fmt(out, outsz, "%s", X509_verify_cert_error_string(v));
+		out_fmt(out, outsz, "%s", X509_verify_cert_error_string(v));
 		return 1;
 	}
 	if (e == 0) {
-		fmt(out, outsz, "connection closed during the handshake");
+		out_fmt(out, outsz, "connection closed during the handshake");
 		return 0;
 	}
 	ERR_error_string_n(e, msg, sizeof(msg));
-	fmt(out, outsz, "%s", msg);
+	out_fmt(out, outsz, "%s", msg);
 	return 0;
 }
 
@@ -140,22 +136,4 @@ is_literal(const char *host)
 
 	return inet_pton(AF_INET, host, &a) == 1 ||
 	    inet_pton(AF_INET6, host, &a) == 1;
-}
-
-/* fmt - snprintf that marks a cut with "..." */
-static void
-fmt(char *out, size_t outsz, const char *f, ...)
-{
-	va_list	 ap;
-	int	 r;
-
-	if (outsz == 0)
-		return;
-	va_start(ap, f);
-	r = vsnprintf(out, outsz, f, ap);
-	va_end(ap);
-	if (r < 0)
-		out[0] = '\0';
-	else if ((size_t)r >= outsz && outsz > 4)
-		memcpy(out + outsz - 4, "...", 4);
 }

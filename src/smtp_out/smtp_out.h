@@ -182,6 +182,12 @@ void		 osess_run(struct osess *, struct ojob *);
 void		 osess_idle(struct osess *, time_t secs);
 /* osess_close - QUIT if connected and idle, free (out_sess_gone) */
 void		 osess_close(struct osess *);
+/*
+ * out_fmt - snprintf into out[outsz] that marks a cut with "..."
+ * (also used by out_tls.c)
+ */
+void		 out_fmt(char *out, size_t outsz, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 /* ---- out_resolve.c ---------------------------------------------- */
 
