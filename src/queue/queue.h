@@ -22,19 +22,12 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "../lib/compat.h"
 #include "../common/config.h"
 #include "../common/deliver.h"
 #include "../common/outbound.h"
 #include "../common/role.h"
 #include "../common/spool.h"
-
-/* glibc's <sys/queue.h> lacks the BSD _SAFE iterator */
-#ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
-	for ((var) = TAILQ_FIRST(head);					\
-	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
-	    (var) = (tvar))
-#endif
 
 #define QUEUE_REASON_MAX	256	/* last reason text, with the NUL */
 

@@ -46,18 +46,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "../lib/compat.h"
 #include "../common/config.h"
 #include "../common/dns.h"
 #include "../common/outbound.h"
 #include "../common/role.h"
 #include "../common/spool.h"
-
-#ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
-	for ((var) = TAILQ_FIRST(head);					\
-	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
-	    (var) = (tvar))
-#endif
 
 #define OUT_TARGETS_MAX	20	/* addresses tried per session */
 
