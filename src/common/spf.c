@@ -95,6 +95,8 @@ static void	matched(struct spf_check *);
 static void	next_term(struct spf_check *);
 static int	void_lookup(struct spf_check *);
 static int	target(struct spf_check *, const struct spf_term *, char *);
+static int	lookup_target(struct spf_check *, const struct spf_term *,
+		    char *);
 static void	finish(struct spf_check *, enum spf_result, const char *,
 		    ...) __attribute__((format(printf, 3, 4)));
 static void	deliver(struct spf_check *);
@@ -102,11 +104,11 @@ static void	check_free(struct spf_check *);
 static void	timer_cb(evutil_socket_t, short, void *);
 static void	txt_done(const struct dns_result *, void *);
 static void	a_done(const struct dns_result *, void *);
+static int	addr_result(struct spf_check *, const struct dns_result *);
 static void	mx_done(const struct dns_result *, void *);
-static void	mx_next(struct spf_check *);
+static void	name_next(struct spf_check *, dns_cb);
 static void	mxaddr_done(const struct dns_result *, void *);
 static void	ptr_done(const struct dns_result *, void *);
-static void	ptr_next(struct spf_check *);
 static void	ptraddr_done(const struct dns_result *, void *);
 static void	exists_done(const struct dns_result *, void *);
 static int	addr_match(const struct spf_check *, const struct dns_result *,
@@ -862,12 +864,7 @@ run(struct spf_check *c)
 		default:
 			continue;	/* modifiers */
 		}
-		if (++c->nlookups > SPF_LOOKUPS_MAX) {
-			finish(c, SPF_PERMERROR, "more than %d DNS lookups",
-			    SPF_LOOKUPS_MAX);
-			return;
-		}
-		if ((len = target(c, t, name)) == -1)
+		if ((len = lookup_target(c, t, name)) == -1)
 			return;
 		switch (t->kind) {
 		case SPF_INCLUDE:
@@ -904,12 +901,7 @@ run(struct spf_check *c)
 	}
 	if (f->rec.redirect >= 0) {
 		t = &f->rec.term[f->rec.redirect];
-		if (++c->nlookups > SPF_LOOKUPS_MAX) {
-			finish(c, SPF_PERMERROR, "more than %d DNS lookups",
-			    SPF_LOOKUPS_MAX);
-			return;
-		}
-		if ((len = target(c, t, name)) == -1)
+		if ((len = lookup_target(c, t, name)) == -1)
 			return;
 		frame_push(c, name, (size_t)len, FR_REDIRECT);
 		return;
@@ -939,6 +931,22 @@ target(struct spf_check *c, const struct spf_term *t, char *name)
 		return -1;
 	}
 	return (int)spf_domain_trim(name, (size_t)len);
+}
+
+/*
+ * lookup_target - one more term that queries DNS (include, a, mx,
+ * ptr, exists, redirect: at most SPF_LOOKUPS_MAX, 4.6.4) and its
+ * target; -1 (permerror given) past the limit or if the expansion fails
+ */
+static int
+lookup_target(struct spf_check *c, const struct spf_term *t, char *name)
+{
+	if (++c->nlookups > SPF_LOOKUPS_MAX) {
+		finish(c, SPF_PERMERROR, "more than %d DNS lookups",
+		    SPF_LOOKUPS_MAX);
+		return -1;
+	}
+	return target(c, t, name);
 }
 
 /* matched - the current term matched: its qualifier is the result */
@@ -1020,22 +1028,36 @@ void_lookup(struct spf_check *c)
 	return -1;
 }
 
+/*
+ * addr_result - the addresses of an "a" target or an MX name: a DNS
+ * temporary error ends the check, an address in the client's network
+ * (the term's cidr lengths) ends the term; 1 if either happened
+ */
+static int
+addr_result(struct spf_check *c, const struct dns_result *res)
+{
+	const struct spf_term	*t = &c->top->rec.term[c->top->cur];
+
+	if (res->status == DNS_TEMPFAIL) {
+		finish(c, SPF_TEMPERROR, "A %s: %s", res->name, res->why);
+		return 1;
+	}
+	if (addr_match(c, res, t->cidr4, t->cidr6)) {
+		matched(c);
+		return 1;
+	}
+	return 0;
+}
+
 /* a_done - "a": any address of the target in the client's network */
 static void
 a_done(const struct dns_result *res, void *arg)
 {
 	struct spf_check	*c = arg;
-	const struct spf_term	*t = &c->top->rec.term[c->top->cur];
 
 	c->q = NULL;
-	if (res->status == DNS_TEMPFAIL) {
-		finish(c, SPF_TEMPERROR, "A %s: %s", res->name, res->why);
+	if (addr_result(c, res))
 		return;
-	}
-	if (addr_match(c, res, t->cidr4, t->cidr6)) {
-		matched(c);
-		return;
-	}
 	if ((res->status == DNS_NXDOMAIN || res->status == DNS_NODATA) &&
 	    void_lookup(c) == -1)
 		return;
@@ -1076,12 +1098,15 @@ mx_done(const struct dns_result *res, void *arg)
 			memcpy(c->names[c->nnames++], res->mx[i].host,
 			    DNS_NAME_MAX + 1);
 	c->iname = 0;
-	mx_next(c);
+	name_next(c, mxaddr_done);
 }
 
-/* mx_next - the addresses of the next MX name, or no match */
+/*
+ * name_next - the addresses of the next name of the mx or ptr term in
+ * progress (c->names), answered to cb; no match after the last
+ */
 static void
-mx_next(struct spf_check *c)
+name_next(struct spf_check *c, dns_cb cb)
 {
 	const char	*n;
 
@@ -1091,7 +1116,7 @@ mx_next(struct spf_check *c)
 	}
 	n = c->names[c->iname++];
 	if ((c->q = dns_query_addr(n, strlen(n), c->m.family == AF_INET ?
-	    DNS_INET : DNS_INET6, mxaddr_done, c)) == NULL)
+	    DNS_INET : DNS_INET6, cb, c)) == NULL)
 		finish(c, SPF_TEMPERROR, "out of memory");
 }
 
@@ -1099,18 +1124,11 @@ static void
 mxaddr_done(const struct dns_result *res, void *arg)
 {
 	struct spf_check	*c = arg;
-	const struct spf_term	*t = &c->top->rec.term[c->top->cur];
 
 	c->q = NULL;
-	if (res->status == DNS_TEMPFAIL) {
-		finish(c, SPF_TEMPERROR, "A %s: %s", res->name, res->why);
+	if (addr_result(c, res))
 		return;
-	}
-	if (addr_match(c, res, t->cidr4, t->cidr6)) {
-		matched(c);
-		return;
-	}
-	mx_next(c);
+	name_next(c, mxaddr_done);
 }
 
 /*
@@ -1148,22 +1166,7 @@ ptr_done(const struct dns_result *res, void *arg)
 		memcpy(c->names[c->nnames++], res->ptr[i].name, nl + 1);
 	}
 	c->iname = 0;
-	ptr_next(c);
-}
-
-static void
-ptr_next(struct spf_check *c)
-{
-	const char	*n;
-
-	if (c->iname >= c->nnames) {
-		next_term(c);
-		return;
-	}
-	n = c->names[c->iname++];
-	if ((c->q = dns_query_addr(n, strlen(n), c->m.family == AF_INET ?
-	    DNS_INET : DNS_INET6, ptraddr_done, c)) == NULL)
-		finish(c, SPF_TEMPERROR, "out of memory");
+	name_next(c, ptraddr_done);
 }
 
 static void
@@ -1176,7 +1179,7 @@ ptraddr_done(const struct dns_result *res, void *arg)
 		matched(c);
 		return;
 	}
-	ptr_next(c);
+	name_next(c, ptraddr_done);
 }
 
 /* exists_done - "exists": any A record (5.7) */
