@@ -118,7 +118,7 @@ static void	 emit(struct mime_parser *, struct entity *, const char *,
 		    size_t);
 static size_t	 b64_step(struct mime_parser *, struct entity *,
 		    const char *, size_t, char *);
-static size_t	 qp_decode(const char *, size_t, char *);
+static size_t	 hex_decode(const char *, size_t, int, char *, size_t);
 static size_t	 skip_cfws(const char *, size_t, size_t);
 static size_t	 token_len(const char *, size_t, size_t);
 static int	 is_tspecial(int);
@@ -819,7 +819,7 @@ body_line(struct mime_parser *p, struct entity *e, const char *s,
 		if (first && e->pending_crlf)
 			emit(p, e, "\r\n", 2);
 		e->pending_crlf = 0;
-		n = qp_decode(s, len, p->dec);
+		n = hex_decode(s, len, '=', p->dec, len);
 		if (n > 0)
 			emit(p, e, p->dec, n);
 		e->pending_crlf = last && !soft;
@@ -877,15 +877,19 @@ b64_step(struct mime_parser *p, struct entity *e, const char *s,
 	return o;
 }
 
-/* qp_decode - "=XX" to an octet; a stray '=' is kept as it is */
+/*
+ * hex_decode - esc and two hex digits to an octet (quoted-printable
+ * "=XX", RFC 2231 "%XX"); a stray esc is kept as it is.  At most outsz
+ * octets; never more than len, so outsz = len never cuts.
+ */
 static size_t
-qp_decode(const char *s, size_t len, char *out)
+hex_decode(const char *s, size_t len, int esc, char *out, size_t outsz)
 {
 	size_t	 i, o = 0;
 	int	 h, l;
 
-	for (i = 0; i < len; i++) {
-		if (s[i] == '=' && i + 2 < len &&
+	for (i = 0; i < len && o < outsz; i++) {
+		if (s[i] == esc && i + 2 < len &&
 		    (h = hexval((unsigned char)s[i + 1])) >= 0 &&
 		    (l = hexval((unsigned char)s[i + 2])) >= 0) {
 			out[o++] = (char)(h << 4 | l);
@@ -1035,24 +1039,13 @@ static size_t
 pct_decode(const char *s, size_t len, int prefixed, char *out, size_t outsz)
 {
 	const char	*q1, *q2;
-	size_t		 i, o = 0;
-	int		 h, l;
 
 	if (prefixed && (q1 = memchr(s, '\'', len)) != NULL &&
 	    (q2 = memchr(q1 + 1, '\'', len - (size_t)(q1 + 1 - s))) != NULL) {
 		len -= (size_t)(q2 + 1 - s);
 		s = q2 + 1;
 	}
-	for (i = 0; i < len && o < outsz; i++) {
-		if (s[i] == '%' && i + 2 < len &&
-		    (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (l = hexval((unsigned char)s[i + 2])) >= 0) {
-			out[o++] = (char)(h << 4 | l);
-			i += 2;
-		} else
-			out[o++] = s[i];
-	}
-	return o;
+	return hex_decode(s, len, '%', out, outsz);
 }
 
 /*
