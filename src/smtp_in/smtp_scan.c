@@ -123,6 +123,8 @@ static int	env_apply(struct smtp_scan *, struct envelope *);
 static int	hdr_write(struct spool_msg *, const char *, size_t,
 		    const char *, size_t);
 static int	copy_range(int, off_t, off_t, struct spool_msg *);
+static int	hdr_read(int, const struct spool_msg *, char **, size_t *);
+static int	field_end(const char *, size_t, size_t, size_t *, size_t *);
 
 /* smtp_scan_begin - connect to clamd for this message, if configured */
 void
@@ -366,8 +368,7 @@ milter_headers(struct smtp_scan *sc)
 	struct smtp_txn	*t = sc->t;
 	struct milter_session *m = sc->s->milter;
 	char		*h;
-	size_t		 disk, hlen, i, start, colon, end;
-	ssize_t		 r;
+	size_t		 hlen, i, start, colon, end;
 
 	/*
 	 * The body reader needs the whole content in the file: write out
@@ -378,37 +379,17 @@ milter_headers(struct smtp_scan *sc)
 		return -1;
 	if ((sc->rfd = open(t->msg.path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	disk = t->msg.content_len;
-	hlen = disk < SCAN_HDR_MAX ? disk : SCAN_HDR_MAX;
-	if ((h = malloc(hlen + 1)) == NULL)
+	if (hdr_read(sc->rfd, &t->msg, &h, &hlen) == -1)
 		return -1;
-	r = pread(sc->rfd, h, hlen, t->msg.data_off);
-	if (r < 0 || (size_t)r != hlen) {
-		free(h);
-		return -1;
-	}
-	sc->body_end = t->msg.data_off + (off_t)disk;
-	/* one field: name ':' value CRLF, continuation lines (RFC 5322 2.2) */
+	sc->body_end = t->msg.data_off + (off_t)t->msg.content_len;
 	for (i = 0; i < hlen;) {
 		if (hlen - i >= 2 && h[i] == '\r' && h[i + 1] == '\n') {
 			i += 2;		/* the empty line ends the header */
 			break;
 		}
 		start = i;
-		colon = 0;
-		for (end = i; end + 1 < hlen; end++) {
-			if (colon == 0 && h[end] == ':')
-				colon = end;
-			if (h[end] == '\r' && h[end + 1] == '\n' &&
-			    (end + 2 >= hlen || (h[end + 2] != ' ' &&
-			    h[end + 2] != '\t')))
-				break;
-		}
-		if (end + 1 >= hlen || colon == 0) {
-			/* not a field, or cut at SCAN_HDR_MAX: body */
-			i = start;
-			break;
-		}
+		if (field_end(h, hlen, start, &colon, &end) == -1)
+			break;	/* not a field, or cut at SCAN_HDR_MAX: body */
 		if (milter_header(m, h + start, colon - start, h + colon + 1,
 		    end - colon - 1, NULL, NULL) == -1) {
 			/* a name milter.c refuses: the body starts here */
@@ -712,7 +693,6 @@ smtp_scan_finish(struct smtp_txn *t)
 	size_t			 fields[SCAN_FIELDS_MAX][3];
 	struct scan_mod		*m;
 	int			 fd = -1, rc = -1;
-	ssize_t			 r;
 	off_t			 boff;
 
 	if (sc == NULL || (sc->nmods == 0 && !sc->body_replaced))
@@ -724,28 +704,14 @@ smtp_scan_finish(struct smtp_txn *t)
 		goto out;
 	if ((fd = open(t->msg.path, O_RDONLY | O_CLOEXEC)) == -1)
 		goto out;
-	hlen = t->msg.content_len < SCAN_HDR_MAX ? t->msg.content_len :
-	    SCAN_HDR_MAX;
-	if ((h = malloc(hlen + 1)) == NULL)
-		goto out;
-	r = pread(fd, h, hlen, t->msg.data_off);
-	if (r < 0 || (size_t)r != hlen)
+	if (hdr_read(fd, &t->msg, &h, &hlen) == -1)
 		goto out;
 	/* the fields as milter_headers() showed them: name, start, end */
 	for (i = nf = 0; i < hlen && nf < SCAN_FIELDS_MAX;) {
 		if (hlen - i >= 2 && h[i] == '\r' && h[i + 1] == '\n')
 			break;
 		start = i;
-		colon = 0;
-		for (end = i; end + 1 < hlen; end++) {
-			if (colon == 0 && h[end] == ':')
-				colon = end;
-			if (h[end] == '\r' && h[end + 1] == '\n' &&
-			    (end + 2 >= hlen || (h[end + 2] != ' ' &&
-			    h[end + 2] != '\t')))
-				break;
-		}
-		if (end + 1 >= hlen || colon == 0)
+		if (field_end(h, hlen, start, &colon, &end) == -1)
 			break;
 		fields[nf][0] = colon - start;
 		fields[nf][1] = start;
@@ -915,6 +881,58 @@ hdr_write(struct spool_msg *nm, const char *name, size_t nl,
 	    spool_msg_write(nm, value, vl) == -1)
 		return -1;
 	return spool_msg_write(nm, "\r\n", 2);
+}
+
+/*
+ * hdr_read - the first SCAN_HDR_MAX octets of msg's content (the header
+ * section as milters see it) from fd into *hp, malloc'd with one spare
+ * octet and owned by the caller, their number in *hlen.  0 or -1.
+ */
+static int
+hdr_read(int fd, const struct spool_msg *msg, char **hp, size_t *hlen)
+{
+	char	*h;
+	size_t	 n;
+	ssize_t	 r;
+
+	n = msg->content_len < SCAN_HDR_MAX ? msg->content_len : SCAN_HDR_MAX;
+	if ((h = malloc(n + 1)) == NULL)
+		return -1;
+	r = pread(fd, h, n, msg->data_off);
+	if (r < 0 || (size_t)r != n) {
+		free(h);
+		return -1;
+	}
+	*hp = h;
+	*hlen = n;
+	return 0;
+}
+
+/*
+ * field_end - the header field that starts at h[start]: name ':' value
+ * CRLF with its continuation lines (RFC 5322 2.2).  Its first colon in
+ * *colon, the CR of its last CRLF in *end; -1 if it has no colon or is
+ * cut at hlen.  milter_headers() and smtp_scan_finish() must see the
+ * same fields, so both use this.
+ */
+static int
+field_end(const char *h, size_t hlen, size_t start, size_t *colon,
+    size_t *end)
+{
+	size_t	 c = 0, e;
+
+	for (e = start; e + 1 < hlen; e++) {
+		if (c == 0 && h[e] == ':')
+			c = e;
+		if (h[e] == '\r' && h[e + 1] == '\n' &&
+		    (e + 2 >= hlen || (h[e + 2] != ' ' && h[e + 2] != '\t')))
+			break;
+	}
+	if (e + 1 >= hlen || c == 0)
+		return -1;
+	*colon = c;
+	*end = e;
+	return 0;
 }
 
 /* copy_range - octets [from, to) of fd into the new file */
