@@ -6,7 +6,10 @@ through a name it never answers.  relay_networks is 127.0.0.1 alone,
 so the clients on 127.0.0.2.. are untrusted Internet hosts.  Checked:
 the RCPT replies (spf = reject_fail), the Authentication-Results header
 of delivered mail (RFC 8601), the event=spf log line, and that the
-HELO name is the identity of the null sender.
+HELO name is the identity of the null sender.  A second zone set covers
+ptr (with a reverse zone), several MX hosts, a DNS timeout under mx and
+a, and the limits of RFC 7208 4.6.4 (two void lookups, ten lookups
+through include and redirect).
 """
 
 import re
@@ -172,3 +175,78 @@ def test_spf_trusted_and_off(moat, dnsserver):
     assert auth_results(msg) == []
     assert d.count("fail.test", "TXT") == 0
     assert d2.count("fail.test", "TXT") == 0
+
+
+# ---- ptr, several MX hosts, DNS errors and the lookup limits -------------
+
+def more_zones():
+    """ZONES plus the names of test_spf_mechanisms_and_limits."""
+    t = dict(ZONES["test"])
+    t["ptr.test"] = [("TXT", "v=spf1 ptr -all")]
+    # 127.0.0.2 names x (wrong address), h (its own) and a foreign name
+    t["x.ptr.test"] = [("A", "127.0.0.9")]
+    t["h.ptr.test"] = [("A", "127.0.0.2")]
+    t["mx2.test"] = [("TXT", "v=spf1 mx -all"), ("MX", 10, "a.mx2.test"),
+                     ("MX", 20, "b.mx2.test")]
+    t["a.mx2.test"] = [("A", "127.0.0.9")]
+    t["b.mx2.test"] = [("A", "127.0.0.3")]
+    t["mxtemp.test"] = [("TXT", "v=spf1 mx -all"),
+                        ("MX", 10, "t.mxtemp.test")]
+    t["t.mxtemp.test"] = [("A", "127.0.0.3")]
+    t["atemp.test"] = [("TXT", "v=spf1 a:t.mxtemp.test -all")]
+    # RFC 7208 4.6.4: a third lookup with no answer is a permerror
+    t["void.test"] = [("TXT", "v=spf1 a:n1.void.test a:n2.void.test "
+                       "a:n3.void.test -all")]
+    t["void2.test"] = [("TXT", "v=spf1 a:n1.void.test a:n2.void.test "
+                        "ip4:127.0.0.2 -all")]
+    # ten lookups at most: l0 and r0 need eleven, l1 and r1 ten
+    for i in range(12):
+        t["l%d.test" % i] = [("TXT", "v=spf1 include:l%d.test -all"
+                              % (i + 1) if i < 11 else "v=spf1 +all")]
+        t["r%d.test" % i] = [("TXT", "v=spf1 redirect=r%d.test" % (i + 1)
+                              if i < 11 else "v=spf1 +all")]
+    return {"test": t,
+            "0.0.127.in-addr.arpa": {
+                "2.0.0.127.in-addr.arpa": [("PTR", "x.ptr.test"),
+                                           ("PTR", "h.ptr.test"),
+                                           ("PTR", "other.example")],
+                "3.0.0.127.in-addr.arpa": [("PTR", "x.ptr.test")]}}
+
+
+MECHANISM_CASES = [
+    ("alice@ptr.test", "127.0.0.2", "pass"),
+    ("alice@ptr.test", "127.0.0.3", "fail"),   # its name is not its own
+    ("alice@ptr.test", "127.0.0.4", "fail"),   # no PTR at all
+    ("alice@mx2.test", "127.0.0.3", "pass"),   # the second MX host
+    ("alice@mx2.test", "127.0.0.2", "fail"),
+    ("alice@mxtemp.test", "127.0.0.2", "temperror"),
+    ("alice@atemp.test", "127.0.0.2", "temperror"),
+    ("alice@void.test", "127.0.0.2", "permerror"),
+    ("alice@void2.test", "127.0.0.2", "pass"),
+    ("alice@l0.test", "127.0.0.2", "permerror"),
+    ("alice@l1.test", "127.0.0.2", "pass"),
+    ("alice@r0.test", "127.0.0.2", "permerror"),
+    ("alice@r1.test", "127.0.0.2", "pass"),
+]
+
+
+def test_spf_mechanisms_and_limits(moat, dnsserver):
+    behaviour = dict(BEHAVIOUR)
+    behaviour["t.mxtemp.test"] = "timeout"
+    d = dnsserver(more_zones(), behaviour=behaviour)
+    m = moat(relay_networks="127.0.0.1/32",
+             dns_servers="%s:%d" % (d.host, d.port),
+             policy_dns_timeout="2s")
+    mark = m.log_mark()
+    for sender, src, _ in MECHANISM_CASES:
+        deliver(m, src, sender)
+    for sender, src, result in MECHANISM_CASES:
+        m.wait_log(r"event=spf client=%s identity=mailfrom sender=<%s> "
+                   r"result=%s " % (re.escape(src), re.escape(sender),
+                                    result), since=mark)
+    # the verdicts reach the delivered mail as well (RFC 8601)
+    got = m.wait_maildir("user", count=len(MECHANISM_CASES))
+    found = sorted(re.search(r"spf=(\w+)(?: \([^)]*\))? "
+                             r"smtp\.mailfrom=(\S+)",
+                             auth_results(g)[0]).groups() for g in got)
+    assert found == sorted((r, s) for s, _, r in MECHANISM_CASES), found
