@@ -94,6 +94,16 @@ static int	spool_msg_name(struct spool_msg *, const char *,
 static int	spool_msg_create(struct spool_msg *);
 static int	spool_msg_reuse(struct spool_msg *);
 static int	spool_free_take(char [QID_SIZE]);
+static size_t	spool_free_scan(int);
+
+/* names listed in free/, shared by smtp-in's commit threads */
+static struct {
+	pthread_mutex_t	 mtx;
+	char		 names[SPOOL_FREE_BATCH][QID_SIZE];
+	size_t		 n, pos;
+	time_t		 empty_at;	/* a listing found nothing */
+	DIR		*d;
+} spool_free = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 static int	spool_flush(struct spool_msg *, int);
 static int	spool_value_ok(const char *, size_t, int empty_ok);
 static int	spool_put_field(struct buf *, const char *, const char *,
@@ -743,39 +753,83 @@ spool_msg_reuse(struct spool_msg *m)
 static int
 spool_free_take(char name[QID_SIZE])
 {
-	static pthread_mutex_t	 mtx = PTHREAD_MUTEX_INITIALIZER;
-	static char		 names[SPOOL_FREE_BATCH][QID_SIZE];
-	static size_t		 n, pos;
-	static time_t		 empty_at;
-	static DIR		*d;
-	struct dirent		*de;
-	time_t			 now;
-	int			 r = -1;
+	struct dirent	*de;
+	time_t		 now;
+	int		 r = -1;
 
-	pthread_mutex_lock(&mtx);
-	if (pos == n) {
-		pos = n = 0;
+	pthread_mutex_lock(&spool_free.mtx);
+	if (spool_free.pos == spool_free.n) {
+		spool_free.pos = spool_free.n = 0;
 		now = time(NULL);
-		if (now != empty_at) {
-			if (d == NULL)
-				d = opendir(SPOOL_FREE);
+		if (now != spool_free.empty_at) {
+			if (spool_free.d == NULL)
+				spool_free.d = opendir(SPOOL_FREE);
 			else
-				rewinddir(d);
-			while (d != NULL && n < SPOOL_FREE_BATCH &&
-			    (de = readdir(d)) != NULL)
+				rewinddir(spool_free.d);
+			while (spool_free.d != NULL &&
+			    spool_free.n < SPOOL_FREE_BATCH &&
+			    (de = readdir(spool_free.d)) != NULL)
 				if (qid_valid(de->d_name, strlen(de->d_name)))
-					memcpy(names[n++], de->d_name,
-					    QID_SIZE);
-			if (n == 0)
-				empty_at = now;
+					memcpy(spool_free.names[spool_free.n++],
+					    de->d_name, QID_SIZE);
+			if (spool_free.n == 0)
+				spool_free.empty_at = now;
 		}
 	}
-	if (pos < n) {
-		memcpy(name, names[pos++], QID_SIZE);
+	if (spool_free.pos < spool_free.n) {
+		memcpy(name, spool_free.names[spool_free.pos++], QID_SIZE);
 		r = 0;
 	}
-	pthread_mutex_unlock(&mtx);
+	pthread_mutex_unlock(&spool_free.mtx);
 	return r;
+}
+
+/* spool_free_count - see spool.h */
+size_t
+spool_free_count(void)
+{
+	return spool_free_scan(0);
+}
+
+/* spool_free_purge - see spool.h */
+size_t
+spool_free_purge(void)
+{
+	size_t	 n;
+
+	pthread_mutex_lock(&spool_free.mtx);
+	spool_free.pos = spool_free.n = 0;
+	n = spool_free_scan(1);
+	pthread_mutex_unlock(&spool_free.mtx);
+	return n;
+}
+
+/* spool_free_scan - count the files of free/, unlinking them if purge */
+static size_t
+spool_free_scan(int purge)
+{
+	struct dirent	*de;
+	DIR		*d;
+	size_t		 n = 0;
+
+	if ((d = opendir(SPOOL_FREE)) == NULL) {
+		log_warn("event=spool_error path=%s reason=opendir",
+		    SPOOL_FREE);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!qid_valid(de->d_name, strlen(de->d_name)))
+			continue;
+		if (purge && unlinkat(dirfd(d), de->d_name, 0) == -1) {
+			if (errno != ENOENT)
+				log_warn("event=spool_error path=%s/%s "
+				    "reason=unlink", SPOOL_FREE, de->d_name);
+			continue;
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
 }
 
 /*

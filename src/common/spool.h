@@ -131,6 +131,10 @@ int	spool_msg_finish(struct spool_msg *);
 int	spool_msg_commit(struct spool_msg *, const char *dir);
 /* spool_msg_abort - close and unlink tmp/QID */
 void	spool_msg_abort(struct spool_msg *);
+/* spool_free_count - the files waiting in free/ to be recycled */
+size_t	spool_free_count(void);
+/* spool_free_purge - unlink the files of free/; returns how many */
+size_t	spool_free_purge(void);
 /* spool_dir_sync - fsync a spool subdirectory */
 int	spool_dir_sync(const char *dir);
 

@@ -66,7 +66,7 @@
 #define STATE_HEAD_MAX	(QUEUE_REASON_MAX + 256) /* lines but rcpt */
 #define QPATH_MAX	64
 #define QSTORE_KEEP_MAX	512	/* descriptors kept from pickup */
-#define QSTORE_FREE_MAX	2048	/* files kept in free/ for smtp-in */
+#define QSTORE_FREE_MAX	1024	/* files kept in free/ for smtp-in */
 #define QSTORE_FREE_IDLE 60	/* s without recycling: free/ emptied */
 #define QSTORE_SYNC_DELAY 100	/* ms: removals made durable together */
 
@@ -87,7 +87,6 @@ static void	qstore_sync_later(enum qmsg_where);
 static void	qstore_sync_now(void);
 static void	qstore_sync_timer(int, short, void *);
 static int	qstore_recycle(struct qmsg *, const char *);
-static size_t	qstore_free_list(int);
 static void	qstore_free_timer(int, short, void *);
 
 static struct event	*qstore_sync_ev;
@@ -113,7 +112,7 @@ qstore_init(struct event_base *base)
 		fatalx("event=start reason=\"cannot set up events\"");
 	if (atexit(qstore_sync_now) != 0)
 		fatalx("event=start reason=atexit");
-	(void)qstore_free_list(1);
+	(void)spool_free_purge();
 }
 
 /*
@@ -134,7 +133,7 @@ qstore_recycle(struct qmsg *m, const char *path)
 		if (now == qstore_free_counted)
 			return -1;
 		qstore_free_counted = now;
-		if ((qstore_nfree = qstore_free_list(0)) >= QSTORE_FREE_MAX)
+		if ((qstore_nfree = spool_free_count()) >= QSTORE_FREE_MAX)
 			return -1;
 	}
 	if (qstore_path(fpath, SPOOL_FREE, m->qid, "") == -1 ||
@@ -145,39 +144,14 @@ qstore_recycle(struct qmsg *m, const char *path)
 	return 0;
 }
 
-/* qstore_free_list - count the files of free/, or unlink them (purge) */
-static size_t
-qstore_free_list(int purge)
-{
-	struct dirent	*de;
-	DIR		*d;
-	size_t		 n = 0;
-
-	if ((d = opendir(SPOOL_FREE)) == NULL) {
-		log_warn("event=free_error dir=%s", SPOOL_FREE);
-		return 0;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (purge && unlinkat(dirfd(d), de->d_name, 0) == -1 &&
-		    errno != ENOENT)
-			log_warn("event=free_error path=%s/%s", SPOOL_FREE,
-			    de->d_name);
-		n++;
-	}
-	closedir(d);
-	if (purge)
-		qstore_nfree = 0;
-	return purge ? 0 : n;
-}
-
 /* qstore_free_timer - empty free/ when nothing was recycled for a while */
 static void
 qstore_free_timer(int fd, short ev, void *arg)
 {
-	if (!qstore_free_used && qstore_nfree > 0)
-		(void)qstore_free_list(1);
+	if (!qstore_free_used && qstore_nfree > 0) {
+		(void)spool_free_purge();
+		qstore_nfree = 0;
+	}
 	qstore_free_used = 0;
 }
 

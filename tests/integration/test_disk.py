@@ -169,3 +169,30 @@ def test_full_disk(small_fs, moat, smtpsink):
           "DATA on a full disk: %r; queue state write errors: %d"
           % (NQUEUED + 1, len(subjects), late.first,
              len(m.log_lines(r"queue: event=state_error"))))
+
+
+def test_low_disk_removes_recycled_files(small_fs, moat):
+    # delivered files kept in free/ for reuse (doc/QUEUE.md) are the
+    # first space given back when the spool runs low
+    spool = small_fs / "spool"
+    m = moat(start=False, spool_dir=str(spool), min_free_space=MIN_FREE)
+    m.spool = spool
+    m.start()
+    for i in range(3):
+        assert m.send("user@example.test", msg(i)[:2000] + b"\r\n") == {}
+    m.wait_maildir("user", count=3)
+    wait_until(lambda: len(m.spool_files("free")) == 3, 5 * moatlib.SLOW,
+               "three delivered files in free/")
+    mark = m.log_mark()
+    fill_to(small_fs, small_fs / "filler", MIN_FREE // 2)
+    m.wait_log(r"smtp-in: event=disk state=low free=\d+ "
+               r"recycled_removed=3$", timeout=5, since=mark)
+    assert m.spool_files("free") == []
+    with m.raw() as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@remote.test>")
+        assert r.first == "452 4.3.1 Insufficient system storage", r
+    # the mail itself is untouched
+    got = m.maildir("user")
+    assert sorted(g.split(b"Subject: ", 1)[1][:8] for g in got) == \
+        [b"queued %d" % i for i in range(3)]
