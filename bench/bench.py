@@ -1021,6 +1021,15 @@ def ratio(a, b):
     return "%.2f" % (a / b)
 
 
+def best(results, attr):
+    """The fastest repetition: the ceiling is the generator's capacity,
+    and on a shared VM its slower runs measure the neighbours, not it
+    (a median of them would flatter the relay)."""
+    vals = [getattr(r, attr) for r in results
+            if r.error is None and getattr(r, attr) is not None]
+    return max(vals) if vals else None
+
+
 def med(results, attr):
     """Median over the repetitions; None (FAIL) if any repetition has
     no figure.  A relay run that did not complete still has its
@@ -1036,7 +1045,7 @@ def med(results, attr):
 def table(points):
     lines = [
         "| size | C | msgs (ceiling) | moat accept/s | Postfix accept/s | "
-        "moat relay/s | Postfix relay/s | ceiling/s | "
+        "moat relay/s | Postfix relay/s | ceiling/s (best) | "
         "relay moat/Postfix | relay moat/ceiling |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for (size, c, n, cn), res in points:
@@ -1044,7 +1053,7 @@ def table(points):
                                                    "accept")
         mr, pr = med(res["moat"], "relay"), med(res["Postfix"],
                                                   "relay")
-        ce = med(res["ceiling"], "relay")
+        ce = best(res["ceiling"], "relay")
         lines.append("| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s "
                      "| %s |" % (sizename(size), c, n, cn, fmt(ma), fmt(pa),
                         fmt(mr), fmt(pr), fmt(ce), ratio(mr, pr),
@@ -1107,7 +1116,7 @@ def targets(points, idle):
             if sz == size and cc == c:
                 return (med(res["moat"], "relay"),
                         med(res["Postfix"], "relay"),
-                        med(res["ceiling"], "relay"))
+                        best(res["ceiling"], "relay"))
         return None
 
     def verdict(ok):
@@ -1130,12 +1139,12 @@ def targets(points, idle):
                            "no figure")
             else:
                 runs = ceiling_runs(points, size, 50)
-                out.append("- relay 1 KiB x 50 >= 50%% of the ceiling: "
-                           "%.0f%%, %s (the ceiling's runs: %s msg/s; "
-                           "against the fastest, %.0f%%)"
+                out.append("- relay 1 KiB x 50 >= 50%% of the ceiling "
+                           "(its fastest run): %.0f%%, %s (the ceiling's "
+                           "runs: %s msg/s; against their median, %.0f%%)"
                            % (100 * m / ce, verdict(m >= 0.5 * ce),
                               ", ".join(fmt(x) for x in runs),
-                              100 * m / max(runs)))
+                              100 * m / statistics.median(runs)))
     for name, r in idle:
         if name != "moat":
             continue
@@ -1185,7 +1194,10 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
                "default).  *relay*: messages / time from the start until "
                "the sink counted them all.  *ceiling*: smtp-source "
                "straight into smtp-sink, with more messages (in "
-               "brackets) so that its start does not dominate."]
+               "brackets) so that its start does not dominate; the "
+               "fastest of its repetitions, since on a shared VM it "
+               "varies up to threefold from run to run (moat and "
+               "Postfix: medians)."]
         md += ["", "## What limited each point", ""] + \
             limits_table(points) + [
             "", "Medians over the repetitions, from the start of a run "
