@@ -73,7 +73,7 @@ static char	 local_host[LOCAL_NAME_MAX];
 static void	local_sigterm(int);
 static void	local_job(const struct deliver_job *, int,
 		    struct deliver_reply *);
-static void	local_rcpt(const struct envelope *, int,
+static void	local_rcpt(const struct envelope *, int, const char *,
 		    const struct deliver_rcpt *, struct deliver_result *);
 static void	local_result(struct deliver_result *, unsigned,
 		    const char *, ...) __attribute__((format(printf, 3, 4)));
@@ -84,7 +84,7 @@ static int	local_mkdirs(char *);
 static int	local_maildir_open(const char *, struct maildir *, int *);
 static void	local_maildir_close(struct maildir *);
 static int	local_write_file(int, const struct envelope *, int,
-		    const char *, size_t, const char *);
+		    const char *, const char *, size_t, const char *);
 static int	local_put(struct local_out *, const void *, size_t);
 static int	local_flush(struct local_out *);
 static void	local_errno_result(struct deliver_result *, const char *,
@@ -164,7 +164,8 @@ local_job(const struct deliver_job *job, int fd, struct deliver_reply *rep)
 {
 	struct envelope	 env;
 	const char	*why = NULL;
-	size_t		 i;
+	char		*mem = NULL;
+	size_t		 i, memlen;
 	int		 ok;
 
 	if (memchr(job->qid, '\0', sizeof(job->qid)) == NULL ||
@@ -173,11 +174,14 @@ local_job(const struct deliver_job *job, int fd, struct deliver_reply *rep)
 	memset(rep, 0, sizeof(*rep));
 	rep->id = job->id;
 	rep->n = job->n;
-	ok = spool_msg_read(fd, &env, &why) == 0;
+	/* a small file is read once, for every recipient (mem) */
+	ok = spool_msg_load(fd, &env, &why, &mem, &memlen) == 0;
 	if (ok && strcmp(env.qid, job->qid) != 0) {
 		why = "queue id mismatch";
 		ok = 0;
 		envelope_free(&env);
+		free(mem);
+		mem = NULL;
 	}
 	if (!ok)
 		log_warnx("event=local_error qid=%s reason=\"%s\"", job->qid,
@@ -195,16 +199,17 @@ local_job(const struct deliver_job *job, int fd, struct deliver_reply *rep)
 			fatalx("event=ipc reason=\"recipient index %u of %zu\"",
 			    job->r[i].idx, env.nrcpt);
 		else
-			local_rcpt(&env, fd, &job->r[i], &rep->r[i]);
+			local_rcpt(&env, fd, mem, &job->r[i], &rep->r[i]);
 	}
 	if (ok)
 		envelope_free(&env);
+	free(mem);
 }
 
 /* local_rcpt - deliver to one recipient's Maildir */
 static void
-local_rcpt(const struct envelope *env, int fd, const struct deliver_rcpt *r,
-    struct deliver_result *res)
+local_rcpt(const struct envelope *env, int fd, const char *mem,
+    const struct deliver_rcpt *r, struct deliver_result *res)
 {
 	struct maildir	 md;
 	char		 path[PATH_MAX], name[LOCAL_NAME_MAX], safe[128];
@@ -264,7 +269,7 @@ local_rcpt(const struct envelope *env, int fd, const struct deliver_rcpt *r,
 	    O_CLOEXEC, 0600);
 	if (wfd == -1)
 		goto fail;
-	if (local_write_file(wfd, env, fd, addr, alen, at ? NULL :
+	if (local_write_file(wfd, env, fd, mem, addr, alen, at ? NULL :
 	    r->domain) == -1) {
 		close(wfd);
 		goto fail_unlink;
@@ -485,15 +490,18 @@ local_maildir_close(struct maildir *md)
 
 /*
  * local_write_file - Return-Path and Delivered-To, then the content
- * with CRLF turned into LF (the Maildir convention), then fsync.
- * dom qualifies a recipient without a domain ("postmaster"), or NULL.
+ * with CRLF turned into LF (the Maildir convention), then fsync.  The
+ * content is read from fd, or taken from mem (the whole file, read by
+ * spool_msg_load).  dom qualifies a recipient without a domain
+ * ("postmaster"), or NULL.
  */
 static int
 local_write_file(int wfd, const struct envelope *env, int fd,
-    const char *rcpt, size_t rlen, const char *dom)
+    const char *mem, const char *rcpt, size_t rlen, const char *dom)
 {
 	struct local_out out;
 	char		*in;
+	const char	*p;
 	const char	*sender = env->sender ? env->sender : "";
 	size_t		 slen, left, n, i;
 	off_t		 off;
@@ -524,23 +532,30 @@ local_write_file(int wfd, const struct envelope *env, int fd,
 	off = env->data_off;
 	for (left = env->size; left > 0; left -= (size_t)r, off += r) {
 		n = left < LOCAL_IOBUF ? left : LOCAL_IOBUF;
-		r = pread(fd, in, n, off);
-		if (r == -1 && errno == EINTR) {
-			r = 0;
-			continue;
-		}
-		if (r <= 0) {
-			if (r == 0)
-				errno = EIO;
-			goto done;
+		if (mem != NULL) {
+			/* its length was checked against the size record */
+			p = mem + off;
+			r = (ssize_t)n;
+		} else {
+			r = pread(fd, in, n, off);
+			if (r == -1 && errno == EINTR) {
+				r = 0;
+				continue;
+			}
+			if (r <= 0) {
+				if (r == 0)
+					errno = EIO;
+				goto done;
+			}
+			p = in;
 		}
 		for (i = 0; i < (size_t)r; i++) {
 			/* a CR is written late: only CRLF loses it */
-			if (cr && in[i] != '\n' && local_put(&out, "\r", 1) ==
+			if (cr && p[i] != '\n' && local_put(&out, "\r", 1) ==
 			    -1)
 				goto done;
-			cr = in[i] == '\r';
-			if (!cr && local_put(&out, &in[i], 1) == -1)
+			cr = p[i] == '\r';
+			if (!cr && local_put(&out, &p[i], 1) == -1)
 				goto done;
 		}
 	}
