@@ -95,6 +95,10 @@ static int	spool_msg_create(struct spool_msg *);
 static int	spool_msg_reuse(struct spool_msg *);
 static int	spool_free_take(char [QID_SIZE]);
 static size_t	spool_free_scan(int);
+static void	qid_forked(void);
+
+static pid_t	qid_pid;	/* getpid(), cached by qid_make */
+static int	qid_atfork;
 
 /* names listed in free/, shared by smtp-in's commit threads */
 static struct {
@@ -181,13 +185,28 @@ qid_make(char out[QID_SIZE])
 	if (us <= last_us)
 		us = last_us + 1;
 	last_us = us;
-	pid = (uint64_t)getpid();
+	/* the pid is looked up once; a fork clears it (qid_forked) */
+	if (qid_pid == 0) {
+		if (!qid_atfork) {
+			(void)pthread_atfork(NULL, NULL, qid_forked);
+			qid_atfork = 1;
+		}
+		qid_pid = getpid();
+	}
+	pid = (uint64_t)qid_pid;
 	for (i = QID_TIME_CHARS - 1; i >= 0; i--, us >>= 5)
 		out[i] = qid_alphabet[us & 31];
 	for (i = QID_LEN - 2; i >= QID_TIME_CHARS; i--, pid >>= 5)
 		out[i] = qid_alphabet[pid & 31];
 	out[QID_LEN - 1] = qid_alphabet[counter++ & 31];
 	out[QID_LEN] = '\0';
+}
+
+/* qid_forked - a child draws ids with its own pid */
+static void
+qid_forked(void)
+{
+	qid_pid = 0;
 }
 
 /* qid_valid - is p[0..len) a well-formed queue id? */

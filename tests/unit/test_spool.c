@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -30,6 +31,7 @@ static int	 npass, nfail;
 } while (0)
 
 static void	test_qid(void);
+static const char *qid_pid_chars(pid_t, char [5]);
 static void	fill_env(struct envelope *);
 static int	write_msg(struct envelope *, const char *, size_t, char *,
 		    size_t);
@@ -116,9 +118,10 @@ test_qid(void)
 		{ "0123456789ABCD\0F", 16, 0 },
 		{ "0123456789ABCD.F", 16, 0 },
 	};
-	char	 prev[QID_SIZE], q[QID_SIZE];
+	char	 prev[QID_SIZE], q[QID_SIZE], cq[QID_SIZE], pidc[5];
 	size_t	 i;
-	int	 ordered = 1, valid = 1;
+	pid_t	 child = -1;
+	int	 ordered = 1, valid = 1, pfd[2], st;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		CHECK(qid_valid(cases[i].s, cases[i].len) == cases[i].valid,
@@ -135,6 +138,36 @@ test_qid(void)
 	}
 	CHECK(valid, "qid_make gives valid ids");
 	CHECK(ordered, "qid_make ids strictly increase");
+
+	/* chars 11..14: the pid, looked up again after a fork */
+	CHECK(strncmp(q + 11, qid_pid_chars(getpid(), pidc), 4) == 0,
+	    "pid part %.4s", q + 11);
+	if (pipe(pfd) == 0) {
+		if ((child = fork()) == 0) {
+			qid_make(q);
+			_exit(write(pfd[1], q, QID_SIZE) == QID_SIZE ? 0 : 1);
+		}
+		close(pfd[1]);
+		CHECK(child > 0 && read(pfd[0], cq, QID_SIZE) == QID_SIZE &&
+		    waitpid(child, &st, 0) == child &&
+		    strncmp(cq + 11, qid_pid_chars(child, pidc), 4) == 0,
+		    "child's pid part %.4s", cq + 11);
+		close(pfd[0]);
+	}
+}
+
+/* qid_pid_chars - the 4 id characters of pid (low 20 bits) */
+static const char *
+qid_pid_chars(pid_t pid, char out[5])
+{
+	static const char	 a[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	unsigned long		 v = (unsigned long)pid;
+	int			 i;
+
+	for (i = 3; i >= 0; i--, v >>= 5)
+		out[i] = a[v & 31];
+	out[4] = '\0';
+	return out;
 }
 
 static void
