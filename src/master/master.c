@@ -47,6 +47,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -468,6 +469,11 @@ listen_bind(const struct listen_addr *a)
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	/*
+	 * Linux gives accepted sockets the listener's TCP_NODELAY: smtp-in
+	 * writes its replies in whole batches, which Nagle would only delay
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (a->ss.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
 		    sizeof(on));

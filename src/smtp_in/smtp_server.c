@@ -39,7 +39,6 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -246,7 +245,6 @@ server_new_conn(struct listener *l, int fd, struct sockaddr_storage *ss)
 	struct smtp_session	*s;
 	struct smtp_ipcount	*ipc;
 	struct bufferevent	*bev;
-	int			 one = 1;
 
 	STATS_ADD(conn_total, 1);
 	addr_unmap(ss);
@@ -269,8 +267,7 @@ server_new_conn(struct listener *l, int fd, struct sockaddr_storage *ss)
 		server_refuse(fd, ss, "max_connections_per_ip", REFUSE_BUSY);
 		return;
 	}
-	/* replies leave in whole batches; Nagle would only delay them */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listener (master.c listen_bind) */
 	if ((s = smtp_session_new(fd, (struct sockaddr *)ss, l->kind)) ==
 	    NULL) {
 		log_warn("event=error error=alloc");
