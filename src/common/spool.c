@@ -72,6 +72,7 @@
 #define SPOOL_RCPT_MIN_CAP 8
 #define SPOOL_FREE_BATCH 256		/* names taken per listing of free/ */
 #define SPOOL_DIRS_KEPT	8		/* directories kept open for fsync */
+#define SPOOL_FREE_RELIST_MS 50		/* an empty free/ listed again */
 
 static const char qid_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -105,7 +106,7 @@ static struct {
 	pthread_mutex_t	 mtx;
 	char		 names[SPOOL_FREE_BATCH][QID_SIZE];
 	size_t		 n, pos;
-	time_t		 empty_at;	/* a listing found nothing */
+	long long	 empty_at;	/* ms when a listing found nothing */
 	DIR		*d;
 } spool_free = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 static int	spool_flush(struct spool_msg *, int);
@@ -767,20 +768,20 @@ spool_msg_reuse(struct spool_msg *m)
 /*
  * spool_free_take - the next name listed in free/; -1 if none.  The
  * commit threads share one listing (SPOOL_FREE_BATCH names); an empty
- * free/ is listed again at most once a second.
+ * free/ is listed again after SPOOL_FREE_RELIST_MS at the earliest.
  */
 static int
 spool_free_take(char name[QID_SIZE])
 {
 	struct dirent	*de;
-	time_t		 now;
+	long long	 now;
 	int		 r = -1;
 
 	pthread_mutex_lock(&spool_free.mtx);
 	if (spool_free.pos == spool_free.n) {
 		spool_free.pos = spool_free.n = 0;
-		now = time(NULL);
-		if (now != spool_free.empty_at) {
+		now = mono_ms();
+		if (now - spool_free.empty_at >= SPOOL_FREE_RELIST_MS) {
 			if (spool_free.d == NULL)
 				spool_free.d = opendir(SPOOL_FREE);
 			else

@@ -66,6 +66,15 @@ fsync_dir(const char *path)
 	return r;
 }
 
+long long
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int
 mem_casecmp(const void *a, const void *b, size_t len)
 {

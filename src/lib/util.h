@@ -16,6 +16,8 @@ int	fd_cloexec(int fd);
 int	write_all(int fd, const void *, size_t);
 /* fsync_dir - open a directory read-only and fsync it; 0 or -1 */
 int	fsync_dir(const char *path);
+/* mono_ms - CLOCK_MONOTONIC in milliseconds */
+long long mono_ms(void);
 /* mem_casecmp - ASCII case-insensitive compare of equal-length slices */
 int	mem_casecmp(const void *, const void *, size_t);
 /* mem_ascii_lower - lower-case ASCII in place */

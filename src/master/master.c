@@ -117,7 +117,6 @@ static const char *const role_names[] = {
 	[ROLE_SMTP_OUT] = "smtp-out",
 };
 
-static long long now_ms(void);
 static void	master_free(struct master *);
 static void	raise_nofile(void);
 static void	spool_clean_tmp(const char *);
@@ -209,11 +208,11 @@ master_run(const char *conf_path, struct config *conf)
 		reap(&m);
 		if (m.stopping && m.nprocs == 0)
 			break;
-		if (m.stopping && now_ms() > m.stop_deadline) {
+		if (m.stopping && mono_ms() > m.stop_deadline) {
 			log_warnx("event=stop reason=\"roles did not stop in "
 			    "time, killing\"");
 			proc_signal_all(&m, SIGKILL);
-			m.stop_deadline = now_ms() + STOP_GRACE_MS;
+			m.stop_deadline = mono_ms() + STOP_GRACE_MS;
 		}
 		if (!m.stopping)
 			reconcile(&m);
@@ -223,7 +222,7 @@ master_run(const char *conf_path, struct config *conf)
 				log_info("event=stop signal=%s",
 				    sig == SIGTERM ? "TERM" : "INT");
 				m.stopping = 1;
-				m.stop_deadline = now_ms() + STOP_GRACE_MS;
+				m.stop_deadline = mono_ms() + STOP_GRACE_MS;
 				proc_signal_all(&m, SIGTERM);
 			}
 		} else if (sig == SIGHUP && !m.stopping)
@@ -257,15 +256,6 @@ master_free(struct master *m)
 	m->control_fd = -1;
 	config_free(m->conf);
 	m->conf = NULL;
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* raise_nofile - sessions need descriptors: soft limit up to the hard */
@@ -589,14 +579,14 @@ spawn_group(struct master *m)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a) == -1) {
 		log_warn("event=spawn role=queue socketpair");
-		m->group_restart_at = now_ms() + BACKOFF_MAX_MS;
+		m->group_restart_at = mono_ms() + BACKOFF_MAX_MS;
 		return;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, b) == -1) {
 		log_warn("event=spawn role=queue socketpair");
 		close(a[0]);
 		close(a[1]);
-		m->group_restart_at = now_ms() + BACKOFF_MAX_MS;
+		m->group_restart_at = mono_ms() + BACKOFF_MAX_MS;
 		return;
 	}
 	g.ql = a[0];
@@ -636,7 +626,7 @@ spawn(struct master *m, enum role role, const struct gfds *g)
 	m->procs[m->nprocs].role = role;
 	m->procs[m->nprocs].pid = pid;
 	m->procs[m->nprocs].state = PS_RUNNING;
-	m->procs[m->nprocs].started = now_ms();
+	m->procs[m->nprocs].started = mono_ms();
 	m->nprocs++;
 	log_info("event=spawn role=%s pid=%ld", role_names[role], (long)pid);
 	return pid;
@@ -795,7 +785,7 @@ reap(struct master *m)
 static void
 proc_exited(struct master *m, struct proc *p, int status)
 {
-	long long	 ran = now_ms() - p->started, *backoff, *at;
+	long long	 ran = mono_ms() - p->started, *backoff, *at;
 	char		 how[32];
 
 	if (WIFSIGNALED(status))
@@ -818,7 +808,7 @@ proc_exited(struct master *m, struct proc *p, int status)
 		*backoff = BACKOFF_MIN_MS;
 	else if ((*backoff *= 2) > BACKOFF_MAX_MS)
 		*backoff = BACKOFF_MAX_MS;
-	*at = now_ms() + *backoff;
+	*at = mono_ms() + *backoff;
 	STATS_ADD(restarts, 1);
 	log_warnx("event=role_exit role=%s pid=%ld %s restart_in=%lldms",
 	    role_names[p->role], (long)p->pid, how, *backoff);
@@ -852,7 +842,7 @@ reconcile(struct master *m)
 		ROLE_QUEUE, ROLE_LOCAL, ROLE_SMTP_OUT
 	};
 	struct proc		*p;
-	long long		 now = now_ms();
+	long long		 now = mono_ms();
 	size_t			 i, running = 0, stopping = 0;
 
 	if (proc_find(m, ROLE_SMTP_IN, PS_RUNNING) == NULL &&

@@ -38,7 +38,8 @@
  * flight go there: the delivery roles close the file before they
  * answer, so nobody reads it any more.  free/ holds at most
  * QSTORE_FREE_MAX files (a count kept here, checked by listing the
- * directory when it reaches the bound, at most once a second), and is
+ * directory when it reaches the bound, at most every
+ * QSTORE_FREE_RECOUNT_MS), and is
  * emptied at start and after QSTORE_FREE_IDLE seconds without a
  * recycled file, so that old octets do not linger there.
  */
@@ -68,6 +69,7 @@
 #define QSTORE_KEEP_MAX	512	/* descriptors kept from pickup */
 #define QSTORE_FREE_MAX	1024	/* files kept in free/ for smtp-in */
 #define QSTORE_FREE_IDLE 60	/* s without recycling: free/ emptied */
+#define QSTORE_FREE_RECOUNT_MS 100	/* free/ listed again at the bound */
 #define QSTORE_SYNC_DELAY 100	/* ms: removals made durable together */
 
 static const char *const rcpt_status_names[] = {
@@ -93,7 +95,7 @@ static struct event	*qstore_sync_ev;
 static int		 qstore_dirty[2];	/* queue/, hold/ */
 static size_t		 qstore_nkept;
 static size_t		 qstore_nfree;		/* files put in free/ */
-static time_t		 qstore_free_counted;	/* last listing */
+static long long	 qstore_free_counted;	/* last listing, ms */
 static int		 qstore_free_used;	/* since the idle tick */
 
 /*
@@ -122,15 +124,16 @@ qstore_init(struct event_base *base)
 static int
 qstore_recycle(struct qmsg *m, const char *path)
 {
-	char	 fpath[QPATH_MAX];
-	time_t	 now;
+	char		 fpath[QPATH_MAX];
+	long long	 now;
 
 	if (m->where != QW_QUEUE || m->jobs != 0 ||
 	    m->size >= SPOOL_FREE_SIZE)
 		return -1;
 	if (qstore_nfree >= QSTORE_FREE_MAX) {
-		now = time(NULL);
-		if (now == qstore_free_counted)
+		/* smtp-in takes files out unseen: look how many are left */
+		now = mono_ms();
+		if (now - qstore_free_counted < QSTORE_FREE_RECOUNT_MS)
 			return -1;
 		qstore_free_counted = now;
 		if ((qstore_nfree = spool_free_count()) >= QSTORE_FREE_MAX)

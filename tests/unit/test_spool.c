@@ -485,7 +485,7 @@ test_load_recycle(void)
 	close(fd);
 	unlink(m.path);
 
-	/* free/ empty: a new file (listed again at most once a second) */
+	/* free/ empty: a new file (listed again after 50 ms at the earliest) */
 	CHECK(spool_msg_begin(&m, &env, "tmp", "") == 0 &&
 	    spool_msg_write(&m, content, 10) == 0 &&
 	    spool_msg_finish(&m) == 0 && !m.reused, "new file");
