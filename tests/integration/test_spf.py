@@ -47,8 +47,8 @@ ZONES = {
 BEHAVIOUR = {"slow.test": "timeout"}
 
 
-def spf_moat(moat, dnsserver, **overrides):
-    d = dnsserver(ZONES, behaviour=dict(BEHAVIOUR))
+def spf_moat(moat, dnsserver, zones=None, behaviour=None, **overrides):
+    d = dnsserver(zones or ZONES, behaviour=dict(behaviour or BEHAVIOUR))
     conf = {"relay_networks": "127.0.0.1/32",
             "dns_servers": "%s:%d" % (d.host, d.port),
             "policy_dns_timeout": "2s"}
@@ -233,10 +233,8 @@ MECHANISM_CASES = [
 def test_spf_mechanisms_and_limits(moat, dnsserver):
     behaviour = dict(BEHAVIOUR)
     behaviour["t.mxtemp.test"] = "timeout"
-    d = dnsserver(more_zones(), behaviour=behaviour)
-    m = moat(relay_networks="127.0.0.1/32",
-             dns_servers="%s:%d" % (d.host, d.port),
-             policy_dns_timeout="2s")
+    m, _ = spf_moat(moat, dnsserver, zones=more_zones(),
+                    behaviour=behaviour)
     mark = m.log_mark()
     for sender, src, _ in MECHANISM_CASES:
         deliver(m, src, sender)
