@@ -20,6 +20,7 @@ belong to `moat`.  As a normal user moatd runs as that user.
 
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -88,21 +89,29 @@ def make_base_dir(prefix="moat-it-"):
 
 
 _PORTS_GIVEN = set()
+# below Linux's ephemeral range (ip_local_port_range, 32768-60999 by
+# default): the kernel never hands these to a connecting socket of
+# moatd or of a test server, so a port checked free here stays free
+# until the server that gets it binds it
+_PORT_LO, _PORT_HI = 20000, 32767
 
 
 def free_port(host="127.0.0.1"):
     """A TCP port that is free on host right now and that this process
-    has not handed out before: the kernel may give the same ephemeral
-    port to two binds in a row once the first socket is closed, and two
-    listeners of one moatd must not get the same one."""
-    for _ in range(100):
+    has not handed out before (two listeners of one moatd must never
+    get the same one)."""
+    for _ in range(1000):
+        port = random.randint(_PORT_LO, _PORT_HI)
+        if port in _PORTS_GIVEN:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _PORTS_GIVEN:
-            _PORTS_GIVEN.add(port)
-            return port
-    raise RuntimeError("no fresh free port after 100 tries")
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % (_PORT_LO, _PORT_HI))
 
 
 def wait_until(pred, timeout, what="condition", interval=0.05):
