@@ -123,7 +123,6 @@ static size_t	 skip_cfws(const char *, size_t, size_t);
 static size_t	 token_len(const char *, size_t, size_t);
 static int	 is_tspecial(int);
 static int	 hexval(int);
-static int	 b64val(int);
 static int	 param_next(const char *, size_t, size_t *, const char **,
 		    size_t *, char *, size_t *);
 static size_t	 pct_decode(const char *, size_t, int, char *, size_t);
@@ -856,7 +855,7 @@ b64_step(struct mime_parser *p, struct entity *e, const char *s,
 	int	 v;
 
 	for (i = 0; i < len; i++) {
-		if ((v = b64val((unsigned char)s[i])) >= 0) {
+		if ((v = b64_digit((unsigned char)s[i])) >= 0) {
 			if (e->b64pad) {
 				flag(p, "base64 data after padding");
 				e->b64pad = 0;
@@ -951,22 +950,6 @@ hexval(int c)
 		return c - 'A' + 10;
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	return -1;
-}
-
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
 	return -1;
 }
 
@@ -1080,7 +1063,7 @@ word_decode(const char *s, size_t len, char *out, size_t outsz,
 		return (size_t)-1;
 	for (; i < end && o < outsz; i++) {
 		if (enc == 'B') {
-			if ((v = b64val((unsigned char)s[i])) < 0)
+			if ((v = b64_digit((unsigned char)s[i])) < 0)
 				continue;
 			acc = (acc << 6) | (uint32_t)v;
 			bits += 6;

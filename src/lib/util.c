@@ -113,6 +113,22 @@ str_dup_len(const char *p, size_t len)
 	return s;
 }
 
+int
+b64_digit(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
 /* rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3) */
 size_t
 rfc5322_date(time_t when, char *out, size_t outsz)

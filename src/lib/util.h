@@ -24,6 +24,8 @@ int	mem_casecmp(const void *, const void *, size_t);
 void	mem_ascii_lower(char *, size_t);
 /* str_dup_len - malloc'd NUL-terminated copy of len octets or NULL */
 char	*str_dup_len(const char *, size_t);
+/* b64_digit - the value 0-63 of a base64 digit (RFC 4648 4), else -1 */
+int	b64_digit(int);
 /*
  * rfc5322_date - "Mon, 02 Jun 2025 10:00:00 +0000" (RFC 5322 3.3, in
  * UTC; no locale), NUL-terminated; its length, or 0 if outsz is too

@@ -116,7 +116,6 @@ static unsigned	fail_level(struct auth_fail *, time_t);
 static void	fail_gc(time_t);
 static uint32_t	fail_hash(int, const uint8_t *);
 static void	fail_key(const struct smtp_session *, uint8_t *);
-static int	b64_value(unsigned char);
 
 static pthread_mutex_t	 job_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 job_cv = PTHREAD_COND_INITIALIZER;
@@ -748,7 +747,7 @@ smtp_auth_b64_decode(const char *in, size_t len, char *out, size_t outsz,
 				continue;
 			}
 			/* nothing may follow a '=' */
-			if (pad > 0 || (v[k] = b64_value(
+			if (pad > 0 || (v[k] = b64_digit(
 			    (unsigned char)in[i + k])) < 0)
 				return -1;
 		}
@@ -760,22 +759,6 @@ smtp_auth_b64_decode(const char *in, size_t len, char *out, size_t outsz,
 	}
 	*outlen = o;
 	return 0;
-}
-
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
 }
 
 /* smtp_auth_plain - "authzid NUL authcid NUL passwd" (RFC 4616 2) */
