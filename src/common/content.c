@@ -171,7 +171,6 @@ static int	 has_bidi(const char *, size_t);
 static const char *builtin_sniff(const unsigned char *, size_t);
 static void	 verdict(struct content_scan *);
 static void	 repl_text(struct buf *, const struct strip *);
-static int	 copy_range(int, off_t, uint64_t, content_write_fn *, void *);
 static int	 root_header(int, off_t, uint64_t, content_write_fn *, void *);
 static uint32_t	 le32(const unsigned char *);
 static uint16_t	 le16(const unsigned char *);
@@ -428,7 +427,7 @@ content_rewrite(const struct content_scan *s, int fd, off_t off,
 		if (st->root) {
 			if (root_header(fd, off, st->start, out, arg) == -1)
 				goto fail;
-		} else if (copy_range(fd, off + (off_t)pos, st->start - pos,
+		} else if (fd_copy_range(fd, off + (off_t)pos, st->start - pos,
 		    out, arg) == -1)
 			goto fail;
 		buf_reset(&b);
@@ -437,7 +436,7 @@ content_rewrite(const struct content_scan *s, int fd, off_t off,
 			goto fail;
 		pos = st->end;
 	}
-	if (copy_range(fd, off + (off_t)pos, size - pos, out, arg) == -1)
+	if (fd_copy_range(fd, off + (off_t)pos, size - pos, out, arg) == -1)
 		goto fail;
 	rc = 0;
 fail:
@@ -1137,31 +1136,6 @@ repl_text(struct buf *b, const struct strip *st)
 		    "Content-Transfer-Encoding: 7bit\r\n\r\n"
 		    "An attachment (%s) was removed by the mail relay's "
 		    "content filter (rule %s).", st->what, st->rule);
-}
-
-/* copy_range - len octets at off of fd to out */
-static int
-copy_range(int fd, off_t off, uint64_t len, content_write_fn *out, void *arg)
-{
-	char	 tmp[65536];
-	ssize_t	 n;
-	size_t	 want;
-
-	while (len > 0) {
-		want = len < sizeof(tmp) ? (size_t)len : sizeof(tmp);
-		if ((n = pread(fd, tmp, want, off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			return -1;
-		if (out(arg, tmp, (size_t)n) == -1)
-			return -1;
-		off += n;
-		len -= (uint64_t)n;
-	}
-	return 0;
 }
 
 /*

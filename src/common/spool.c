@@ -412,6 +412,12 @@ spool_msg_write(struct spool_msg *m, const void *p, size_t len)
 	return 0;
 }
 
+int
+spool_msg_sink(void *arg, const char *p, size_t len)
+{
+	return spool_msg_write(arg, p, len);
+}
+
 /* spool_msg_finish - flush, patch size, write END and fsync the file */
 int
 spool_msg_finish(struct spool_msg *m)

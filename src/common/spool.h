@@ -118,6 +118,8 @@ int	spool_msg_begin(struct spool_msg *, struct envelope *,
 int	spool_msg_flush(struct spool_msg *);
 /* spool_msg_write - append content octets (buffered) */
 int	spool_msg_write(struct spool_msg *, const void *, size_t);
+/* spool_msg_sink - spool_msg_write as a writer callback (arg: the msg) */
+int	spool_msg_sink(void *, const char *, size_t);
 /*
  * spool_msg_finish - flush, patch size, write END and fsync the file.
  * Blocks on the disk: smtp-in calls it from its commit thread.

@@ -53,6 +53,31 @@ write_all(int fd, const void *p, size_t len)
 }
 
 int
+fd_copy_range(int fd, off_t off, uint64_t len,
+    int (*out)(void *, const char *, size_t), void *arg)
+{
+	char	 tmp[65536];
+	ssize_t	 n;
+	size_t	 want;
+
+	while (len > 0) {
+		want = len < sizeof(tmp) ? (size_t)len : sizeof(tmp);
+		if ((n = pread(fd, tmp, want, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+		if (out(arg, tmp, (size_t)n) == -1)
+			return -1;
+		off += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int
 fsync_dir(const char *path)
 {
 	int	 fd, r, saved;

@@ -5,6 +5,7 @@
 #define MOAT_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -14,6 +15,13 @@ int	fd_nonblock(int fd);
 int	fd_cloexec(int fd);
 /* write_all - write everything, retrying EINTR; 0 or -1 */
 int	write_all(int fd, const void *, size_t);
+/*
+ * fd_copy_range - len octets at off of fd (pread, EINTR retried) to
+ * out(arg, p, n) in pieces of up to 64 KiB; 0, or -1 if a read fails,
+ * the file ends early or out returns -1
+ */
+int	fd_copy_range(int fd, off_t off, uint64_t len,
+	    int (*out)(void *, const char *, size_t), void *arg);
 /* fsync_dir - open a directory read-only and fsync it; 0 or -1 */
 int	fsync_dir(const char *path);
 /* mono_ms - CLOCK_MONOTONIC in milliseconds */

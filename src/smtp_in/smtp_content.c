@@ -34,7 +34,6 @@
  */
 #include <sys/types.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +48,6 @@
 #include "../common/spool.h"
 #include "smtp_in.h"
 
-#define COPY_CHUNK	65536
-
-static int	 spool_out(void *, const char *, size_t);
-static int	 copy_prefix(struct smtp_txn *, int, struct spool_msg *);
 static int	 rewrite(struct smtp_txn *);
 static int	 quarantine(struct smtp_txn *, const char *, const char *);
 
@@ -183,36 +178,6 @@ smtp_content_free(struct smtp_txn *t)
 	t->content = NULL;
 }
 
-static int
-spool_out(void *arg, const char *p, size_t len)
-{
-	return spool_msg_write(arg, p, len);
-}
-
-/* copy_prefix - our own header lines, written before the scan began */
-static int
-copy_prefix(struct smtp_txn *t, int fd, struct spool_msg *nm)
-{
-	char	 tmp[COPY_CHUNK];
-	off_t	 off = t->msg.data_off;
-	size_t	 left = t->content_base, n;
-	ssize_t	 r;
-
-	while (left > 0) {
-		n = left < sizeof(tmp) ? left : sizeof(tmp);
-		if ((r = pread(fd, tmp, n, off)) <= 0) {
-			if (r == -1 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (spool_msg_write(nm, tmp, (size_t)r) == -1)
-			return -1;
-		off += r;
-		left -= (size_t)r;
-	}
-	return 0;
-}
-
 /*
  * rewrite - write tmp/NEWQID from the original (already fsync'ed; the
  * writer's descriptor is write-only, so it is opened again to read),
@@ -240,10 +205,12 @@ rewrite(struct smtp_txn *t)
 		close(fd);
 		return -1;
 	}
-	if (copy_prefix(t, fd, &nm) == -1 ||
+	/* our own header lines, written before the scan began, first */
+	if (fd_copy_range(fd, t->msg.data_off, t->content_base,
+	    spool_msg_sink, &nm) == -1 ||
 	    content_rewrite(t->content, fd, t->msg.data_off +
 	    (off_t)t->content_base, t->msg.content_len - t->content_base,
-	    spool_out, &nm) == -1 || spool_msg_finish(&nm) == -1) {
+	    spool_msg_sink, &nm) == -1 || spool_msg_finish(&nm) == -1) {
 		log_warn("event=error qid=%s error=content_rewrite", oldqid);
 		spool_msg_abort(&nm);
 		memcpy(t->env.qid, oldqid, sizeof(oldqid));

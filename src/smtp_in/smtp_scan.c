@@ -40,7 +40,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +121,6 @@ static const char *addr_strip(const char *, size_t, size_t *);
 static int	env_apply(struct smtp_scan *, struct envelope *);
 static int	hdr_write(struct spool_msg *, const char *, size_t,
 		    const char *, size_t);
-static int	copy_range(int, off_t, off_t, struct spool_msg *);
 static int	hdr_read(int, const struct spool_msg *, char **, size_t *);
 static int	field_end(const char *, size_t, size_t, size_t *, size_t *);
 
@@ -689,7 +687,7 @@ smtp_scan_finish(struct smtp_txn *t)
 	struct envelope		*e = &t->env;
 	char			 oldqid[QID_SIZE];
 	char			*h = NULL;
-	size_t			 hlen, i, k, start, colon, end, nf, occ;
+	size_t			 hlen, i, k, start, colon, end, nf, occ, blen;
 	size_t			 fields[SCAN_FIELDS_MAX][3];
 	struct scan_mod		*m;
 	int			 fd = -1, rc = -1;
@@ -720,6 +718,7 @@ smtp_scan_finish(struct smtp_txn *t)
 		i = end + 2;
 	}
 	boff = t->msg.data_off + (off_t)i;
+	blen = t->msg.content_len - i;
 	if (spool_msg_open(&nm, e, "tmp", "") == -1)
 		goto out;
 	for (k = 0; k <= nf; k++) {
@@ -782,8 +781,8 @@ smtp_scan_finish(struct smtp_txn *t)
 		    (sc->body_len > 0 && sc->body[sc->body_len - 1] != '\n' &&
 		    spool_msg_write(&nm, "\r\n", 2) == -1))
 			goto out;
-	} else if (copy_range(fd, boff, t->msg.data_off +
-	    (off_t)t->msg.content_len, &nm) == -1)
+	} else if (fd_copy_range(fd, boff, blen,
+	    spool_msg_sink, &nm) == -1)
 		goto out;
 	if (spool_msg_finish(&nm) == -1)
 		goto out;
@@ -935,25 +934,3 @@ field_end(const char *h, size_t hlen, size_t start, size_t *colon,
 	return 0;
 }
 
-/* copy_range - octets [from, to) of fd into the new file */
-static int
-copy_range(int fd, off_t from, off_t to, struct spool_msg *nm)
-{
-	char	 tmp[65536];
-	size_t	 n;
-	ssize_t	 r;
-
-	while (from < to) {
-		n = to - from < (off_t)sizeof(tmp) ? (size_t)(to - from) :
-		    sizeof(tmp);
-		if ((r = pread(fd, tmp, n, from)) <= 0) {
-			if (r == -1 && errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (spool_msg_write(nm, tmp, (size_t)r) == -1)
-			return -1;
-		from += r;
-	}
-	return 0;
-}
