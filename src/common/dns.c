@@ -211,6 +211,7 @@ static void	 dns_ptr_add(struct dns_result *, const char *);
 static void	 dns_parse_txt(struct dns_result *, const unsigned char *,
 		    size_t);
 static int	 dns_parse_status(struct dns_result *, int);
+static int	 dns_reply_status(struct dns_result *, int, int);
 static int	 dns_mx_cmp(const void *, const void *);
 static void	 dns_fail(struct dns_result *, const char *);
 
@@ -1331,6 +1332,26 @@ dns_fail(struct dns_result *r, const char *why)
 }
 
 /*
+ * dns_reply_status - the status of an ares_parse_*_reply() call: 0 if
+ * there is an answer to read, -1 if r is done (NODATA when there is
+ * none or it is empty, TEMPFAIL when it cannot be parsed).
+ */
+static int
+dns_reply_status(struct dns_result *r, int rc, int empty)
+{
+	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && empty)) {
+		r->status = DNS_NODATA;
+		return -1;
+	}
+	if (rc != ARES_SUCCESS) {
+		dns_fail(r, rc == ARES_ENOMEM ? "out of memory" :
+		    "malformed answer");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * dns_parse_mx - MX answer: hosts by preference, equal preferences in
  * random order (RFC 5321 5.1), duplicates and invalid names dropped,
  * at most DNS_MX_MAX.  "MX 0 ." alone is a null MX (RFC 7505 3); mixed
@@ -1347,15 +1368,8 @@ dns_parse_mx(struct dns_result *r, const unsigned char *pkt, size_t len)
 	int			 rc;
 
 	rc = ares_parse_mx_reply(pkt, (int)len, &head);
-	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL)) {
-		r->status = DNS_NODATA;
+	if (dns_reply_status(r, rc, head == NULL) == -1)
 		goto done;
-	}
-	if (rc != ARES_SUCCESS) {
-		dns_fail(r, rc == ARES_ENOMEM ? "out of memory" :
-		    "malformed answer");
-		goto done;
-	}
 	for (mx = head; mx != NULL; mx = mx->next)
 		n++;
 	if ((v = calloc(n, sizeof(*v))) == NULL ||
@@ -1433,15 +1447,8 @@ dns_parse_addr(struct dns_result *r, int type, const unsigned char *pkt,
 		rc = ares_parse_a_reply(pkt, (int)len, NULL, a4, &n);
 	else
 		rc = ares_parse_aaaa_reply(pkt, (int)len, NULL, a6, &n);
-	if (rc == ARES_ENODATA) {
-		r->status = DNS_NODATA;
+	if (dns_reply_status(r, rc, 0) == -1)
 		return;
-	}
-	if (rc != ARES_SUCCESS) {
-		dns_fail(r, rc == ARES_ENOMEM ? "out of memory" :
-		    "malformed answer");
-		return;
-	}
 	if (n <= 0 || n > DNS_ADDR_MAX) {
 		r->status = DNS_NODATA;
 		return;
@@ -1475,15 +1482,8 @@ dns_parse_ptr(struct dns_result *r, const unsigned char *pkt, size_t len)
 	memset(&any, 0, sizeof(any));
 	rc = ares_parse_ptr_reply(pkt, (int)len, &any, sizeof(any), AF_INET,
 	    &he);
-	if (rc == ARES_ENODATA) {
-		r->status = DNS_NODATA;
+	if (dns_reply_status(r, rc, 0) == -1)
 		goto done;
-	}
-	if (rc != ARES_SUCCESS) {
-		dns_fail(r, rc == ARES_ENOMEM ? "out of memory" :
-		    "malformed answer");
-		goto done;
-	}
 	if ((r->ptr = calloc(DNS_PTR_MAX, sizeof(*r->ptr))) == NULL) {
 		dns_fail(r, "out of memory");
 		goto done;
@@ -1539,15 +1539,8 @@ dns_parse_txt(struct dns_result *r, const unsigned char *pkt, size_t len)
 
 	rc = ares_parse_txt_reply_ext(pkt, (int)len, &head);
 	/* c-ares 1.18 says SUCCESS when no RR was of class IN, type TXT */
-	if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL)) {
-		r->status = DNS_NODATA;
+	if (dns_reply_status(r, rc, head == NULL) == -1)
 		goto done;
-	}
-	if (rc != ARES_SUCCESS) {
-		dns_fail(r, rc == ARES_ENOMEM ? "out of memory" :
-		    "malformed answer");
-		goto done;
-	}
 	if ((r->txt = calloc(DNS_TXT_MAX, sizeof(*r->txt))) == NULL) {
 		dns_fail(r, "out of memory");
 		goto done;
