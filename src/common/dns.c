@@ -442,6 +442,28 @@ dns_addr_sockaddr(const struct dns_addr *a, unsigned port,
 	return sizeof(*sin6);
 }
 
+/* dns_name_ldh - LDH and '_' labels of 1-63 octets (see dns.h) */
+int
+dns_name_ldh(const char *p, size_t len)
+{
+	size_t	 i, label = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((p[i] >= 'a' && p[i] <= 'z') ||
+		    (p[i] >= 'A' && p[i] <= 'Z') ||
+		    (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
+		    p[i] == '_') || ++label > 63)
+			return 0;
+	}
+	return label > 0;
+}
+
 /* dns_name_normalize - check and lower-case a domain name (see dns.h) */
 int
 dns_name_normalize(const char *p, size_t len, char *out)

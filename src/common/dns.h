@@ -158,6 +158,11 @@ socklen_t dns_addr_sockaddr(const struct dns_addr *, unsigned port,
 #define DNS_T_AAAA	28
 
 /*
+ * dns_name_ldh - is (p, len) a domain name of LDH and '_' labels of
+ * 1-63 octets?  No trailing dot and no bound on len; 1 or 0.
+ */
+int	dns_name_ldh(const char *, size_t);
+/*
  * dns_name_normalize - check a domain name (LDH and '_' labels of 1-63
  * octets, at most DNS_NAME_MAX) and write it lower case, without the
  * trailing dot, NUL-terminated, to out (DNS_NAME_MAX + 1 octets).

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../lib/util.h"
+#include "dns.h"
 #include "dnsbl.h"
 
 static int	parse_num(const char **, const char *, unsigned, unsigned *);
@@ -200,24 +201,7 @@ parse_num(const char **pp, const char *end, unsigned max, unsigned *out)
 static int
 valid_zone(const char *p, size_t len)
 {
-	size_t	 i, lab = 0;
-
-	if (len == 0 || len > DNSBL_ZONE_MAX)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (p[i] == '.') {
-			if (lab == 0)
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!((p[i] >= 'a' && p[i] <= 'z') ||
-		    (p[i] >= 'A' && p[i] <= 'Z') ||
-		    (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
-		    p[i] == '_') || ++lab > 63)
-			return 0;
-	}
-	return lab > 0;
+	return len <= DNSBL_ZONE_MAX && dns_name_ldh(p, len);
 }
 
 static void

@@ -196,7 +196,6 @@ static void	tarpit_timer(evutil_socket_t, short, void *);
 static int	timer_arm(struct smtp_policy *, event_callback_fn, time_t);
 static struct rate_entry *rate_get(const struct smtp_session *);
 static void	rate_gc(time_t);
-static int	is_ldh_name(const char *, size_t);
 static void	hfrom_octet(struct smtp_hfrom *, const struct config *,
 		    unsigned char);
 static void	hfrom_value(struct smtp_hfrom *, const struct config *,
@@ -333,7 +332,7 @@ smtp_policy_helo(struct smtp_session *s, const char *name, size_t len)
 	p->helo_bad = conf->helo_checks ? helo_check(s, name, len) : NULL;
 	if (len > 0 && name[len - 1] == '.')
 		len--;
-	if (len == 0 || !is_ldh_name(name, len) || len > DNS_NAME_MAX)
+	if (len == 0 || !dns_name_ldh(name, len) || len > DNS_NAME_MAX)
 		return;
 	memcpy(p->helo, name, len);
 	p->helo[len] = '\0';
@@ -382,7 +381,7 @@ smtp_policy_mail(struct smtp_session *s, const struct addr *a)
 	if (a == NULL || a->domain == NULL || (a->flags & ADDR_LITERAL))
 		return 0;
 	len = a->domainlen;
-	if (len == 0 || len > DNS_NAME_MAX || !is_ldh_name(a->domain, len))
+	if (len == 0 || len > DNS_NAME_MAX || !dns_name_ldh(a->domain, len))
 		return 0;
 	memcpy(p->from, a->domain, len);
 	p->from[len] = '\0';
@@ -524,7 +523,7 @@ smtp_policy_helo_syntax(const char *p, size_t len)
 		return addr_domain_valid(p, len, 0);
 	if (len > 0 && p[len - 1] == '.')
 		len--;
-	return len > 0 && len <= DNS_NAME_MAX && is_ldh_name(p, len);
+	return len > 0 && len <= DNS_NAME_MAX && dns_name_ldh(p, len);
 }
 
 /* ---- lookups ---------------------------------------------------- */
@@ -1299,28 +1298,6 @@ rate_gc(time_t now)
 			rate_count--;
 		}
 	}
-}
-
-/* is_ldh_name - letters, digits, '-', '_' in labels of 1..63 */
-static int
-is_ldh_name(const char *p, size_t len)
-{
-	size_t	 i, lab = 0;
-
-	for (i = 0; i < len; i++) {
-		if (p[i] == '.') {
-			if (lab == 0)
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!((p[i] >= 'a' && p[i] <= 'z') ||
-		    (p[i] >= 'A' && p[i] <= 'Z') ||
-		    (p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
-		    p[i] == '_') || ++lab > 63)
-			return 0;
-	}
-	return lab > 0;
 }
 
 /* ---- header From: --------------------------------------------- */
