@@ -100,9 +100,11 @@ $(BUILD)/asan/mailq: $(BUILD)/asan/moat-sendmail
 # unit tests: one table-driven program per module, linked with the core
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-$(BUILD)/unit/%: tests/unit/%.c $(call obj,$(BUILD)/asan,$(CORE_SRCS))
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h \
+		$(call obj,$(BUILD)/asan,$(CORE_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $^ $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $(filter-out %.h,$^) \
+	    $(LIBS)
 
 deps:
 	@sh mk/deps.sh

@@ -16,12 +16,10 @@
 
 #include "common/authdb.h"
 #include "common/config.h"
+#include "unit.h"
 
-static int	 npass, nfail;
 static char	 tmpdir[64];
 
-static void	 check(int, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static char	*mkhash(const char *, unsigned long, const char *);
 static char	*parse(const char *, int, struct authdb **, size_t *);
 static void	 write_file(const char *, const char *);
@@ -33,23 +31,6 @@ static void	 test_bad_senders(void);
 static void	 test_config(void);
 
 static char	*h_y, *h_b, *h_6;	/* hashes of "secret" */
-
-static void
-check(int ok, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (ok) {
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 /* mkhash - crypt(pw) with a fresh salt of method prefix at cost count */
 static char *

@@ -18,13 +18,11 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "unit.h"
 
-static int	 npass, nfail;
 static char	 tmpdir[64];
 static char	*cwd;
 
-static void	 check(int, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static char	*load(const char *, const char *, size_t, struct config **);
 static void	 write_file(const char *, const char *);
 static void	 sockaddr_of(const char *, struct sockaddr_storage *);
@@ -42,23 +40,6 @@ static void	 test_map_errors(void);
 static void	 test_files(void);
 static void	 test_lookup(void);
 static void	 test_outbound(void);
-
-static void
-check(int ok, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (ok) {
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 /* load - parse text, return what went to errf (malloc'd, maybe "") */
 static char *

@@ -10,11 +10,8 @@
 #include <string.h>
 
 #include "smtp_out/smtp_out.h"
+#include "unit.h"
 
-static int	 npass, nfail;
-
-static void	 check(int, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static void	 test_replies(void);
 static void	 test_limits(void);
 static void	 test_split(void);
@@ -60,23 +57,6 @@ static const struct reply_case replies[] = {
 	{ "250-a\r\n\r\n", -1, 0, NULL, 0, 0 },
 	{ "2a0 x\r\n", -1, 0, NULL, 0, 0 },
 };
-
-static void
-check(int ok, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (ok) {
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 static void
 test_replies(void)

@@ -17,11 +17,8 @@
 #include <sys/wait.h>
 
 #include "common/sandbox.h"
+#include "unit.h"
 
-static int	 npass, nfail;
-
-static void	 check(int, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static int	 run(enum sandbox_role, void (*)(void));
 static void	*thread_main(void *);
 static void	 do_allowed(void);
@@ -30,23 +27,6 @@ static void	 do_fork(void);
 static void	 do_setuid(void);
 static void	 do_ptrace(void);
 static void	 do_chroot(void);
-
-static void
-check(int ok, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (ok) {
-		npass++;
-		return;
-	}
-	nfail++;
-	printf("FAIL: ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 /* run - fn in a sandboxed child; its wait status */
 static int

@@ -29,19 +29,7 @@
 #include "common/config.h"
 #include "common/spool.h"
 #include "smtp_in/smtp_in.h"
-
-static int	 npass, nfail;
-
-#define CHECK(cond, ...) do {						\
-	if (cond)							\
-		npass++;						\
-	else {								\
-		nfail++;						\
-		printf("FAIL %s:%d: ", __FILE__, __LINE__);		\
-		printf(__VA_ARGS__);					\
-		printf("\n");						\
-	}								\
-} while (0)
+#include "unit.h"
 
 #define OUTSIDE		"192.0.2.1"	/* not in relay_networks */
 #define INSIDE		"10.1.2.3"	/* in relay_networks */

@@ -16,19 +16,7 @@
 #include "lib/log.h"
 #include "common/spool.h"
 #include "smtp_in/smtp_parse.h"
-
-static int	 npass, nfail;
-
-#define CHECK(cond, ...) do {						\
-	if (cond)							\
-		npass++;						\
-	else {								\
-		nfail++;						\
-		printf("FAIL %s:%d: ", __FILE__, __LINE__);		\
-		printf(__VA_ARGS__);					\
-		printf("\n");						\
-	}								\
-} while (0)
+#include "unit.h"
 
 static void	test_qid(void);
 static const char *qid_pid_chars(pid_t, char [5]);
