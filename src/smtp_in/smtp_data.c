@@ -16,8 +16,10 @@
  * Durability (DESIGN.md principle 2): "250 queued" is sent only after
  * spool_msg_finish() (fsync of the file), spool_msg_commit() (rename to
  * incoming/) and spool_dir_sync("incoming") succeeded.  These block on
- * the disk, so they run on COMMIT_THREADS threads.  Each thread takes
- * every transaction that is ready (group commit), fsyncs each file,
+ * the disk, so they run on COMMIT_THREADS threads.  The loop hands
+ * over the messages that ended in one of its iterations together, at
+ * its end (commit_kick).  Each thread takes every transaction that is
+ * ready (group commit), fsyncs each file,
  * renames them all and fsyncs incoming/ once for the batch, then hands
  * the batch back to the loop through an eventfd.  While a transaction
  * is with the threads the loop does not touch it (SMTP_ST_COMMIT).
@@ -58,6 +60,7 @@ static void	data_end(struct smtp_session *);
 static void	bdat_chunk_end(struct smtp_session *);
 static int	bdat_parse(const struct smtp_cmd *, uint64_t *, int *);
 static void	commit_submit(struct smtp_txn *);
+static void	commit_kick(evutil_socket_t, short, void *);
 static void	*commit_main(void *);
 static void	commit_batch(struct smtp_txn *);
 static void	commit_ready(evutil_socket_t, short, void *);
@@ -71,6 +74,9 @@ static struct smtp_txn	*commit_done;		/* threads -> loop */
 static struct smtp_txn	**commit_done_tail = &commit_done;
 static int		 commit_efd = -1;
 static struct event	*commit_ev;
+static struct smtp_txn	*commit_held;		/* loop, this iteration */
+static struct smtp_txn	**commit_held_tail = &commit_held;
+static struct event	*commit_kick_ev;
 
 /*
  * smtp_cmd_data - DATA (RFC 5321 4.1.1.4): open the spool file, write
@@ -545,6 +551,9 @@ smtp_commit_init(struct event_base *base)
 	    commit_ready, NULL);
 	if (commit_ev == NULL || event_add(commit_ev, NULL) == -1)
 		return -1;
+	if ((commit_kick_ev = event_new(base, -1, 0, commit_kick,
+	    NULL)) == NULL)
+		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < COMMIT_THREADS; i++) {
@@ -559,16 +568,34 @@ smtp_commit_init(struct event_base *base)
 	return 0;
 }
 
-/* commit_submit - queue a finished transaction for the threads */
+/*
+ * commit_submit - queue a finished transaction for the threads.  It is
+ * held on the loop's own list until the end of this loop iteration
+ * (commit_kick): every message that ended in one iteration goes to the
+ * threads in one hand-over, with one wake-up, and so into one batch.
+ */
 static void
 commit_submit(struct smtp_txn *t)
 {
 	t->next = NULL;
+	*commit_held_tail = t;
+	commit_held_tail = &t->next;
+	event_active(commit_kick_ev, EV_WRITE, 0);
+}
+
+/* commit_kick - hand the messages held in this iteration to a thread */
+static void
+commit_kick(evutil_socket_t fd, short ev, void *arg)
+{
+	if (commit_held == NULL)
+		return;
 	pthread_mutex_lock(&commit_mtx);
-	*commit_pending_tail = t;
-	commit_pending_tail = &t->next;
+	*commit_pending_tail = commit_held;
+	commit_pending_tail = commit_held_tail;
 	pthread_cond_signal(&commit_cv);
 	pthread_mutex_unlock(&commit_mtx);
+	commit_held = NULL;
+	commit_held_tail = &commit_held;
 }
 
 /* commit_main - take everything pending, commit it as one batch */
