@@ -83,6 +83,10 @@ QUICK_COUNT = 2000
 LAT_MESSAGES = 2000  # latency client, full run
 LAT_MESSAGES_QUICK = 1000
 PROFILE_COUNT = 5000  # the profiled run, 1 KiB x C=50
+# the 50% target: moat and the ceiling run in turn this many more times
+# at 1 KiB x C=50, each with the ceiling's message count, because the
+# ceiling alone moves up to threefold between runs on a shared VM
+CEILING_PAIRS = 6
 SENDER = "sender@client.bench.test"
 RCPT = "rcpt@dest.bench.test"
 HELO = "client.bench.test"
@@ -1116,7 +1120,15 @@ def ceiling_runs(points, size, c):
     return []
 
 
-def targets(points, idle):
+def moat_runs(points, size, c):
+    """moat's relay rate in each repetition of a point"""
+    for (sz, cc, n, cn), res in points:
+        if sz == size and cc == c:
+            return [r.relay for r in res["moat"] if r.error is None]
+    return []
+
+
+def targets(points, idle, pairs=()):
     """Issue 7's targets, from this run's figures."""
     out = []
 
@@ -1148,12 +1160,27 @@ def targets(points, idle):
                            "no figure")
             else:
                 runs = ceiling_runs(points, size, 50)
+                mruns = moat_runs(points, size, 50)
+                paired = [(a.relay, b.relay) for a, b in pairs
+                          if a.error is None and b.error is None and
+                          b.relay]
+                runs += [b for a, b in paired]
+                mruns += [a for a, b in paired]
+                m, ce = statistics.median(mruns), max(runs)
                 out.append("- relay 1 KiB x 50 >= 50%% of the ceiling "
-                           "(its fastest run): %.0f%%, %s (the ceiling's "
-                           "runs: %s msg/s; against their median, %.0f%%)"
-                           % (100 * m / ce, verdict(m >= 0.5 * ce),
+                           "(moat's median over its %d runs against the "
+                           "fastest of the ceiling's %d): %.0f%%, %s (the "
+                           "ceiling's runs: %s msg/s; against their "
+                           "median, %.0f%%%s)"
+                           % (len(mruns), len(runs), 100 * m / ce,
+                              verdict(m >= 0.5 * ce),
                               ", ".join(fmt(x) for x in runs),
-                              100 * m / statistics.median(runs)))
+                              100 * m / statistics.median(runs),
+                              "; the median of the %d turns' own ratios, "
+                              "%.0f%%" % (len(paired), 100 *
+                                          statistics.median(a / b for a, b
+                                                            in paired))
+                              if paired else ""))
     for name, r in idle:
         if name != "moat":
             continue
@@ -1182,7 +1209,7 @@ def failures(points):
 
 
 def report(title, mode, info, versions, points, lat, idle, elapsed,
-           profile_note):
+           profile_note, pairs=()):
     md = ["# %s" % title, "",
           "Made by `%s` (bench/bench.py %s) in %.0f s.  Rates are "
           "messages per second, medians of the repetitions; a relay "
@@ -1218,9 +1245,23 @@ def report(title, mode, info, versions, points, lat, idle, elapsed,
             "machine.  Near 100%% busy the point is CPU-bound; well "
             "below, the relay waits (fsync, its own scheduling) or the "
             "sessions are too few to fill the machine." % os.cpu_count()]
-    tg = targets(points, idle)
+    tg = targets(points, idle, pairs)
     if tg:
         md += ["", "## Targets of issue 7", ""] + tg
+    if pairs:
+        md += ["", "## The ceiling target, in turns (1 KiB, C=50)", "",
+               "| turn | moat relay/s | ceiling/s | moat/ceiling |",
+               "|--:|--:|--:|--:|"]
+        for i, (m, c) in enumerate(pairs):
+            ok = m.error is None and c.error is None and c.relay
+            md.append("| %d | %s | %s | %s |" % (
+                i + 1, fmt(m.relay), fmt(c.relay),
+                "%.2f" % (m.relay / c.relay) if ok else "-"))
+        md += ["", "After the table's repetitions, moat and the ceiling "
+               "ran in turn %d more times with the ceiling's message "
+               "count.  The target compares moat's median over all its "
+               "runs at this point with the fastest of all the "
+               "ceiling's runs there." % len(pairs)]
     fl = failures(points)
     if fl:
         md += ["", "Failed runs:", ""] + fl
@@ -1387,7 +1428,7 @@ def main():
     moat = Moat(sinks[0])
     pf = Postfix(sinks[1])
     systems = []
-    points, lat, idle = [], {}, []
+    points, lat, idle, pairs = [], {}, [], []
     try:
         moat.start()
         systems.append(moat)
@@ -1414,6 +1455,19 @@ def main():
                           fmt(res["ceiling"][-1].relay)),
                       file=sys.stderr)
             points.append(((size, c, n, cn), res))
+        for size, c, n in grid:
+            if size != 1024 or c != 50:
+                continue
+            cn = max(n, int(CEILING_MIN[size] * scale))
+            for i in range(CEILING_PAIRS):
+                pair = (run_relay(moat, c, size, cn),
+                        run_ceiling(sinks[2], c, size, cn))
+                pairs.append(pair)
+                print("bench: 1 KiB C=50 pair %d of %d: moat %s "
+                      "ceiling %s" % (i + 1, CEILING_PAIRS,
+                                      fmt(pair[0].relay),
+                                      fmt(pair[1].relay)),
+                      file=sys.stderr)
         if perf_data:
             # a run of its own, so that perf does not disturb the table
             roles = moat.roles()
@@ -1451,7 +1505,7 @@ def main():
                  "quick": "moat vs Postfix: quick benchmark (1 KiB, C=50)",
                  "idle": "moat vs Postfix: idle sessions"}[args.mode],
                 args.mode, info, versions, points, lat, idle,
-                time.time() - begin, profile_note)
+                time.time() - begin, profile_note, pairs)
     dest = (os.path.join(HERE, "RESULTS.md") if args.mode == "full"
             else os.path.join(OUT, args.mode + ".md"))
     with open(dest, "w") as f:
