@@ -18,10 +18,11 @@
  * incoming/) and spool_dir_sync("incoming") succeeded.  These block on
  * the disk, so they run on COMMIT_THREADS threads.  The loop hands
  * over the messages that ended in one of its iterations together, at
- * its end (commit_kick).  Each thread takes every transaction that is
- * ready (group commit), fsyncs each file,
- * renames them all and fsyncs incoming/ once for the batch, then hands
- * the batch back to the loop through an eventfd.  While a transaction
+ * its end (commit_kick).  Each thread takes one transaction, fsyncs its
+ * file and renames it, so that several files are written at once; one
+ * fsync of incoming/ then serves every file renamed before it started
+ * (commit_dir_add), and the batch goes back to the loop through an
+ * eventfd.  While a transaction
  * is with the threads the loop does not touch it (SMTP_ST_COMMIT).
  */
 #include <sys/eventfd.h>
@@ -44,7 +45,7 @@
 #include "../common/stats.h"
 #include "smtp_in.h"
 
-#define COMMIT_THREADS	4	/* concurrent batches; fsync is I/O bound */
+#define COMMIT_THREADS	8	/* files fsync'ed at once; I/O bound */
 #define DATA_IOV	16	/* evbuffer chains scanned per pass */
 #define DS_REJECT	(DS_BARE_CR | DS_BARE_LF | DS_LONG_LINE)
 #define HDR_MAX		2048	/* the Received header */
@@ -62,7 +63,9 @@ static int	bdat_parse(const struct smtp_cmd *, uint64_t *, int *);
 static void	commit_submit(struct smtp_txn *);
 static void	commit_kick(evutil_socket_t, short, void *);
 static void	*commit_main(void *);
-static void	commit_batch(struct smtp_txn *);
+static int	commit_one(struct smtp_txn *);
+static void	commit_dir_add(struct smtp_txn *);
+static void	commit_done_add(struct smtp_txn *);
 static void	commit_ready(evutil_socket_t, short, void *);
 static void	commit_complete(struct smtp_session *);
 
@@ -592,84 +595,137 @@ commit_kick(evutil_socket_t fd, short ev, void *arg)
 	pthread_mutex_lock(&commit_mtx);
 	*commit_pending_tail = commit_held;
 	commit_pending_tail = commit_held_tail;
-	pthread_cond_signal(&commit_cv);
+	/* a thread takes one at a time: wake one per transaction */
+	if (commit_held->next == NULL)
+		pthread_cond_signal(&commit_cv);
+	else
+		pthread_cond_broadcast(&commit_cv);
 	pthread_mutex_unlock(&commit_mtx);
 	commit_held = NULL;
 	commit_held_tail = &commit_held;
 }
 
-/* commit_main - take everything pending, commit it as one batch */
+/*
+ * commit_main - one transaction at a time: its file is written and
+ * fsync'ed and renamed (commit_one), while the other threads do the
+ * same with theirs, so that the disk has several files to write at
+ * once; then it joins the directory fsync (commit_dir_add).
+ */
 static void *
 commit_main(void *arg)
 {
-	struct smtp_txn	*batch, *t;
-	uint64_t	 one = 1;
+	struct smtp_txn	*t;
 
 	for (;;) {
 		pthread_mutex_lock(&commit_mtx);
 		while (commit_pending == NULL)
 			pthread_cond_wait(&commit_cv, &commit_mtx);
-		batch = commit_pending;
-		commit_pending = NULL;
-		commit_pending_tail = &commit_pending;
+		t = commit_pending;
+		if ((commit_pending = t->next) == NULL)
+			commit_pending_tail = &commit_pending;
 		pthread_mutex_unlock(&commit_mtx);
-
-		commit_batch(batch);
-
-		pthread_mutex_lock(&commit_mtx);
-		for (t = batch; t != NULL; t = t->next) {
-			*commit_done_tail = t;
-			commit_done_tail = &t->next;
-		}
-		pthread_mutex_unlock(&commit_mtx);
-		while (write(commit_efd, &one, sizeof(one)) == -1 &&
-		    errno == EINTR)
-			;
+		t->next = NULL;
+		if (commit_one(t) == 0)
+			commit_dir_add(t);
+		else
+			commit_done_add(t);
 	}
 	return NULL;
 }
 
 /*
- * commit_batch - fsync every file, rename all, fsync incoming/ once.
- * A failure makes the transactions concerned answer 451; a file that
- * did not reach incoming/ is unlinked.
+ * commit_one - finish and fsync the file, rename it into its
+ * directory; 0, or -1 with t->result -1 (the file unlinked)
+ */
+static int
+commit_one(struct smtp_txn *t)
+{
+	if ((t->result = smtp_content_finish(t)) == 0 &&
+	    strcmp(smtp_content_dir(t), "incoming") == 0)
+		t->result = smtp_scan_finish(t);
+	if (t->result == -1) {
+		if (errno == ENOSPC || errno == EDQUOT)
+			t->flags |= TF_NOSPACE;
+		log_warn("event=error qid=%s error=spool_finish",
+		    t->env.qid);
+		data_drop_file(t);
+		return -1;
+	}
+	if ((t->result = spool_msg_commit(&t->msg,
+	    smtp_content_dir(t))) == -1) {
+		log_warn("event=error qid=%s error=spool_commit",
+		    t->env.qid);
+		data_drop_file(t);
+		return -1;
+	}
+	t->flags &= ~TF_OPEN;
+	return 0;
+}
+
+/*
+ * commit_dir_add - t is renamed: it waits for an fsync of incoming/
+ * that starts after now (group commit).  One thread at a time is the
+ * syncer: it takes every transaction waiting, fsyncs incoming/ once,
+ * hands them all back, and goes on while more have come in meanwhile.
+ * Any other thread only adds its transaction and goes back to work, so
+ * files keep being written while the directory is synced.
  */
 static void
-commit_batch(struct smtp_txn *batch)
+commit_dir_add(struct smtp_txn *t)
+{
+	static pthread_mutex_t	 mtx = PTHREAD_MUTEX_INITIALIZER;
+	static struct smtp_txn	*waiting, **waiting_tail = &waiting;
+	static int		 syncing;
+	struct smtp_txn		*list, *x;
+	int			 n;
+
+	pthread_mutex_lock(&mtx);
+	*waiting_tail = t;
+	waiting_tail = &t->next;
+	if (syncing) {
+		pthread_mutex_unlock(&mtx);
+		return;
+	}
+	syncing = 1;
+	while ((list = waiting) != NULL) {
+		waiting = NULL;
+		waiting_tail = &waiting;
+		pthread_mutex_unlock(&mtx);
+		if (spool_dir_sync("incoming") == -1) {
+			for (n = 0, x = list; x != NULL; x = x->next, n++)
+				x->result = -1;
+			log_warn("event=error error=spool_dir_sync batch=%d",
+			    n);
+		}
+		commit_done_add(list);
+		pthread_mutex_lock(&mtx);
+	}
+	syncing = 0;
+	pthread_mutex_unlock(&mtx);
+}
+
+/*
+ * commit_done_add - hand a list of finished transactions back to the
+ * loop; the eventfd is written only when the loop's list was empty (it
+ * always drains the whole list)
+ */
+static void
+commit_done_add(struct smtp_txn *list)
 {
 	struct smtp_txn	*t;
-	int		 renamed = 0;
+	uint64_t	 one = 1;
+	int		 wake;
 
-	for (t = batch; t != NULL; t = t->next) {
-		if ((t->result = smtp_content_finish(t)) == 0 &&
-		    strcmp(smtp_content_dir(t), "incoming") == 0)
-			t->result = smtp_scan_finish(t);
-		if (t->result == -1) {
-			if (errno == ENOSPC || errno == EDQUOT)
-				t->flags |= TF_NOSPACE;
-			log_warn("event=error qid=%s error=spool_finish",
-			    t->env.qid);
-			data_drop_file(t);
-		}
+	pthread_mutex_lock(&commit_mtx);
+	wake = commit_done == NULL;
+	for (t = list; t != NULL; t = t->next) {
+		*commit_done_tail = t;
+		commit_done_tail = &t->next;
 	}
-	for (t = batch; t != NULL; t = t->next) {
-		if (t->result == -1)
-			continue;
-		if ((t->result = spool_msg_commit(&t->msg,
-		    smtp_content_dir(t))) == -1) {
-			log_warn("event=error qid=%s error=spool_commit",
-			    t->env.qid);
-			data_drop_file(t);
-			continue;
-		}
-		t->flags &= ~TF_OPEN;
-		renamed++;
-	}
-	if (renamed == 0 || spool_dir_sync("incoming") == 0)
-		return;
-	log_warn("event=error error=spool_dir_sync batch=%d", renamed);
-	for (t = batch; t != NULL; t = t->next)
-		t->result = -1;
+	pthread_mutex_unlock(&commit_mtx);
+	while (wake && write(commit_efd, &one, sizeof(one)) == -1 &&
+	    errno == EINTR)
+		;
 }
 
 /* commit_ready - completions from the threads, on the loop */
