@@ -575,7 +575,7 @@ smtp_commit_init(struct event_base *base)
  * commit_submit - queue a finished transaction for the threads.  It is
  * held on the loop's own list until the end of this loop iteration
  * (commit_kick): every message that ended in one iteration goes to the
- * threads in one hand-over, with one wake-up, and so into one batch.
+ * threads in one hand-over, under one lock.
  */
 static void
 commit_submit(struct smtp_txn *t)
@@ -586,7 +586,7 @@ commit_submit(struct smtp_txn *t)
 	event_active(commit_kick_ev, EV_WRITE, 0);
 }
 
-/* commit_kick - hand the messages held in this iteration to a thread */
+/* commit_kick - hand the messages held in this iteration to the threads */
 static void
 commit_kick(evutil_socket_t fd, short ev, void *arg)
 {
