@@ -54,7 +54,7 @@ PROGS = $(BUILD)/moatd $(BUILD)/moatctl $(BUILD)/moat-sendmail
 	integration-lsan fuzz \
 	fuzz-smoke install clean bench bench-quick lint
 
-all: $(PROGS)
+all: $(PROGS) $(BUILD)/tools/smtp-latency
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -219,11 +219,16 @@ integration-asan: $(BUILD)/asan/tools/milterc
 .PHONY: bench-profile
 BENCH_RUN = MOAT_BUILD=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/bench.py
 
-bench: $(BUILD)/moatd
+# bench/smtp-latency.c: the latency client of make bench, point (e)
+$(BUILD)/tools/smtp-latency: $(call obj,$(BUILD),bench/smtp-latency.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDHARDEN) -o $@ $^
+
+bench: $(BUILD)/moatd $(BUILD)/tools/smtp-latency
 	$(BENCH_RUN) full $(BENCH_FLAGS)
 
-bench-quick: $(BUILD)/moatd
+bench-quick: $(BUILD)/moatd $(BUILD)/tools/smtp-latency
 	$(BENCH_RUN) quick $(BENCH_FLAGS)
 
-bench-profile: $(BUILD)/moatd
+bench-profile: $(BUILD)/moatd $(BUILD)/tools/smtp-latency
 	$(BENCH_RUN) quick --profile $(BENCH_FLAGS)
