@@ -206,6 +206,17 @@ integration: $(BUILD)/tools/milterc
 integration-asan: $(BUILD)/asan/tools/milterc
 # ---- end of content scanner test driver ----------------------------------
 
+# tests/tools/failsync.c: an LD_PRELOAD library that fails fsync() on a
+# trigger, for tests/integration/test_fsync_fail.py (not under ASan: its
+# runtime must come first in the library list)
+$(BUILD)/tools/failsync.so: tests/tools/failsync.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -D_FORTIFY_SOURCE=3 \
+	    -fstack-protector-strong -fPIC -shared -Wl,-z,relro,-z,now \
+	    -o $@ $<
+
+integration: $(BUILD)/tools/failsync.so
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # objects are never intermediate: keep them between runs
