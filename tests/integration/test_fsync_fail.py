@@ -55,13 +55,30 @@ def tokens_delivered(m):
 
 
 def start_with_shim(moat):
+    """moatd with the library preloaded, one message through it."""
     assert SHIM.exists(), "%s is missing: run make integration" % SHIM
     m = moat(start=False)
     env = m.env()
     env["LD_PRELOAD"] = str(SHIM)
     m.env = lambda: env
     m.start()
+    assert dot_reply(m, "before")[0] == 250
+    wait_until(lambda: tokens_delivered(m) == ["before"], 20 * SLOW,
+               "the first message delivered")
     return m
+
+
+def send_with_trigger(m, name, token):
+    """Send one message while spool/name exists: (code, first line,
+    log offset before it)."""
+    trigger = m.spool / name
+    mark = m.log_mark()
+    trigger.write_text("")
+    try:
+        code, text = dot_reply(m, token)
+    finally:
+        trigger.unlink()
+    return code, text, mark
 
 
 def dot_reply(m, token):
@@ -85,17 +102,8 @@ def dot_reply(m, token):
 ])
 def test_file_fsync_fails(moat, kind, code, enh):
     m = start_with_shim(moat)
-    assert dot_reply(m, "before")[0] == 250
-    wait_until(lambda: tokens_delivered(m) == ["before"], 20 * SLOW,
-               "the first message delivered")
-
-    trigger = m.spool / ("FAILSYNC.file." + kind)
-    mark = m.log_mark()
-    trigger.write_text("")
-    try:
-        got, text = dot_reply(m, "failed")
-    finally:
-        trigger.unlink()
+    got, text, mark = send_with_trigger(m, "FAILSYNC.file." + kind,
+                                        "failed")
     assert got == code, text
     assert text.startswith("%d %s" % (code, enh)), text
     m.wait_log(r"event=error qid=%s error=spool_finish" % QID, since=mark)
@@ -113,17 +121,7 @@ def test_file_fsync_fails(moat, kind, code, enh):
 
 def test_incoming_dir_fsync_fails(moat):
     m = start_with_shim(moat)
-    assert dot_reply(m, "before")[0] == 250
-    wait_until(lambda: tokens_delivered(m) == ["before"], 20 * SLOW,
-               "the first message delivered")
-
-    trigger = m.spool / "FAILSYNC.incoming"
-    mark = m.log_mark()
-    trigger.write_text("")
-    try:
-        got, text = dot_reply(m, "unsynced")
-    finally:
-        trigger.unlink()
+    got, text, mark = send_with_trigger(m, "FAILSYNC.incoming", "unsynced")
     assert got == 451, text
     assert text.startswith("451 4.3.0"), text
     m.wait_log(r"event=spool_error path=incoming reason=fsync", since=mark)
@@ -138,4 +136,4 @@ def test_incoming_dir_fsync_fails(moat):
     wait_until(lambda: tokens_delivered(m) == ["after", "before",
                                                "unsynced"],
                20 * SLOW, "the message after the failure delivered")
-    assert not os.path.exists(trigger)
+    assert not os.path.exists(m.spool / "FAILSYNC.incoming")

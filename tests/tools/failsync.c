@@ -24,23 +24,25 @@
 int	fsync(int);
 int	fdatasync(int);
 
+static int	failsync_call(long, int);
 static int	failsync_errno(int);
 static int	failsync_exists(const char *);
 
 int
 fsync(int fd)
 {
-	int e;
-
-	if ((e = failsync_errno(fd)) != 0) {
-		errno = e;
-		return -1;
-	}
-	return (int)syscall(SYS_fsync, fd);
+	return failsync_call(SYS_fsync, fd);
 }
 
 int
 fdatasync(int fd)
+{
+	return failsync_call(SYS_fdatasync, fd);
+}
+
+/* the system call nr on fd, unless a trigger says it fails */
+static int
+failsync_call(long nr, int fd)
 {
 	int e;
 
@@ -48,7 +50,7 @@ fdatasync(int fd)
 		errno = e;
 		return -1;
 	}
-	return (int)syscall(SYS_fdatasync, fd);
+	return (int)syscall(nr, fd);
 }
 
 /* the errno this fsync is to fail with, or 0 */
