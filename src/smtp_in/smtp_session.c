@@ -163,6 +163,12 @@ smtp_session_setcb(struct smtp_session *s)
 	bufferevent_setcb(s->bev, session_readcb, session_writecb,
 	    session_eventcb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_READ_HIGH);
+	/*
+	 * libevent reads at most 16 KiB per call by default: a large
+	 * message's data then cost a read, an ioctl(FIONREAD) and a loop
+	 * iteration per 16 KiB.  Up to the watermark is as safe.
+	 */
+	(void)bufferevent_set_max_single_read(s->bev, SMTP_READ_HIGH);
 }
 
 /*

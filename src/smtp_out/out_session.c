@@ -610,6 +610,8 @@ setcbs(struct osess *s)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, OS_REPLY_MAX);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	/* one write per pread() of the body, not four (libevent: 16 KiB) */
+	(void)bufferevent_set_max_single_write(s->bev, OS_CHUNK);
 }
 
 /*
