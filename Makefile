@@ -1,6 +1,7 @@
 # moat - build, run, test.  See README.md.
 #
-#   make            build moatd, moatctl, moat-sendmail into build/
+#   make            build moatd, moatctl, moat-sendmail into build/ (and
+#                   build/tools/smtp-latency, make bench's latency client)
 #   make run        install missing packages, build, start the dev config
 #   make check      install missing packages, build, unit + integration
 #                   tests, then the integration tests again under ASan+UBSan,
