@@ -266,6 +266,10 @@ static const struct keyword keywords[] = {
 	    DEFAULT_FILTER, 1, CONF_FILTER_MAX, 0 },
 	{ "command_timeout",	KW_DURATION,	OFF(command_timeout), 0,
 	    "5m", 1, DAY, 0 },
+	/* smtp-in's threads that fsync and rename finished messages
+	   (docs/configuration.md "Privileges and spool") */
+	{ "commit_threads",	KW_COUNT,	OFF(commit_threads), 0,
+	    "8", 1, 64, 0 },
 	{ "conn_rate_limit",	KW_COUNT,	OFF(conn_rate_limit), 0,
 	    "0", 0, 1000000, 0 },
 	{ "content_filter",	KW_BOOL,	OFF(content_filter), 0,

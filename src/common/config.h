@@ -200,6 +200,7 @@ struct config {
 	size_t			 message_size_limit;
 	size_t			 max_recipients;
 	size_t			 max_connections;
+	size_t			 commit_threads;	/* smtp-in's fsyncs at once */
 	size_t			 max_connections_per_ip;
 	size_t			 max_errors;	/* errors before 421 + close */
 

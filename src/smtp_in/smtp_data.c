@@ -16,7 +16,7 @@
  * Durability (DESIGN.md principle 2): "250 queued" is sent only after
  * spool_msg_finish() (fsync of the file), spool_msg_commit() (rename to
  * incoming/) and spool_dir_sync("incoming") succeeded.  These block on
- * the disk, so they run on COMMIT_THREADS threads.  The loop hands
+ * the disk, so they run on commit_threads threads.  The loop hands
  * over the messages that ended in one of its iterations together, at
  * its end (commit_kick).  Each thread takes one transaction, fsyncs its
  * file and renames it, so that several files are written at once; one
@@ -45,7 +45,6 @@
 #include "../common/stats.h"
 #include "smtp_in.h"
 
-#define COMMIT_THREADS	8	/* files fsync'ed at once; I/O bound */
 #define DATA_IOV	16	/* evbuffer chains scanned per pass */
 #define DS_REJECT	(DS_BARE_CR | DS_BARE_LF | DS_LONG_LINE)
 #define HDR_MAX		2048	/* the Received header */
@@ -77,6 +76,7 @@ static struct smtp_txn	*commit_done;		/* threads -> loop */
 static struct smtp_txn	**commit_done_tail = &commit_done;
 static int		 commit_efd = -1;
 static struct event	*commit_ev;
+static size_t		 commit_nthreads;
 static struct smtp_txn	*commit_held;		/* loop, this iteration */
 static struct smtp_txn	**commit_held_tail = &commit_held;
 static struct event	*commit_kick_ev;
@@ -538,15 +538,17 @@ field_copy(char *dst, size_t dstsz, const char *src)
 }
 
 /*
- * smtp_commit_init - eventfd back to the loop and the commit threads.
+ * smtp_commit_init - eventfd back to the loop and the commit threads
+ * (commit_threads of the config: how many files are fsync'ed at once).
  * The threads block every signal: signals belong to the loop.
  */
 int
-smtp_commit_init(struct event_base *base)
+smtp_commit_init(struct event_base *base, size_t nthreads)
 {
 	pthread_t	 tid;
 	sigset_t	 all, old;
-	int		 i, err;
+	size_t		 i;
+	int		 err;
 
 	if ((commit_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		return -1;
@@ -559,7 +561,8 @@ smtp_commit_init(struct event_base *base)
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; i < COMMIT_THREADS; i++) {
+	commit_nthreads = nthreads;
+	for (i = 0; i < nthreads; i++) {
 		if ((err = pthread_create(&tid, NULL, commit_main, NULL))) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			errno = err;
@@ -592,14 +595,19 @@ commit_kick(evutil_socket_t fd, short ev, void *arg)
 {
 	if (commit_held == NULL)
 		return;
+	struct smtp_txn	*t;
+	size_t		 n;
+
 	pthread_mutex_lock(&commit_mtx);
 	*commit_pending_tail = commit_held;
 	commit_pending_tail = commit_held_tail;
-	/* a thread takes one at a time: wake one per transaction */
-	if (commit_held->next == NULL)
+	/*
+	 * a thread takes one at a time: wake one per transaction, not all
+	 * of them (a busy thread takes the next one without sleeping)
+	 */
+	for (n = 0, t = commit_held; t != NULL && n < commit_nthreads;
+	    t = t->next, n++)
 		pthread_cond_signal(&commit_cv);
-	else
-		pthread_cond_broadcast(&commit_cv);
 	pthread_mutex_unlock(&commit_mtx);
 	commit_held = NULL;
 	commit_held_tail = &commit_held;

@@ -231,7 +231,7 @@ void	smtp_cmd_data(struct smtp_session *, const struct smtp_cmd *);
 void	smtp_cmd_bdat(struct smtp_session *, const struct smtp_cmd *);
 int	smtp_data_input(struct smtp_session *, struct evbuffer *);
 int	smtp_bdat_input(struct smtp_session *, struct evbuffer *);
-int	smtp_commit_init(struct event_base *);
+int	smtp_commit_init(struct event_base *, size_t);
 void	smtp_data_refuse(struct smtp_session *, const char *, const char *);
 void	smtp_data_commit(struct smtp_session *);
 

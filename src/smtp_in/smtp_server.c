@@ -147,7 +147,7 @@ smtp_in_run(struct role_ctx *ctx)
 		fatalx("smtp-in: cannot build the EHLO reply");
 	/* made before chroot by smtp_in_preinit (resolver), or now */
 	srv->base = smtp_in_base(srv->conf);
-	if (smtp_commit_init(srv->base) == -1)
+	if (smtp_commit_init(srv->base, srv->conf->commit_threads) == -1)
 		fatal("smtp-in: commit threads");
 	if (srv->conf->authdb != NULL && smtp_auth_init(srv->base) == -1)
 		fatal("smtp-in: auth threads");
@@ -185,10 +185,10 @@ smtp_in_run(struct role_ctx *ctx)
 		fatal("smtp-in: reserve descriptor");
 
 	log_info("event=start listeners=%zu tls=%s max_connections=%zu "
-	    "max_connections_per_ip=%zu auth_users=%zu", nlev,
-	    srv->tls_ctx ? "yes" : "no", srv->conf->max_connections,
+	    "max_connections_per_ip=%zu auth_users=%zu commit_threads=%zu",
+	    nlev, srv->tls_ctx ? "yes" : "no", srv->conf->max_connections,
 	    srv->conf->max_connections_per_ip, srv->conf->authdb != NULL ?
-	    authdb_count(srv->conf->authdb) : 0);
+	    authdb_count(srv->conf->authdb) : 0, srv->conf->commit_threads);
 	if (event_base_dispatch(srv->base) == -1)
 		fatalx("smtp-in: event loop failed");
 	log_info("event=stop sessions=%zu", srv->nsessions);

@@ -194,3 +194,48 @@ def test_out_of_descriptors(moat):
     assert m.send("user@example.test", MSG) == {}
     m.wait_maildir("user", count=1)
     assert role_pid(m, "smtp-in") == pid
+
+
+def tasks(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def test_commit_threads(moat):
+    """commit_threads sets how many threads of smtp-in fsync and rename
+    finished messages: the loop has that many beside it, every message
+    of a burst larger than that still gets its 250 and is delivered,
+    and a reload starts smtp-in with the new number."""
+    m = moat(commit_threads=3)
+    pid = role_pid(m, "smtp-in")
+    m.wait_log(r"moatd\[%d\] smtp-in: event=start .* commit_threads=3$"
+               % pid)
+    assert tasks(pid) == 1 + 3
+    sessions = []
+    for i in range(12):
+        c = m.raw()
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+        assert c.cmd("RCPT TO:<user@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        sessions.append(c)
+    # all twelve ends of DATA reach smtp-in together
+    for i, c in enumerate(sessions):
+        c.send(MSG.replace(b"limits", b"burst %d" % i) + b".\r\n")
+    qids = set()
+    for c in sessions:
+        r = c.reply()
+        assert r.code == 250, r
+        qids.add(r.lines[-1].split()[-1])
+        c.cmd("QUIT")
+        c.close()
+    assert len(qids) == 12
+    got = m.wait_maildir("user", count=12)
+    subjects = sorted(re.search(rb"^Subject: (burst \d+)\r?$", g,
+                                re.M).group(1) for g in got)
+    assert subjects == sorted(b"burst %d" % i for i in range(12))
+    mark = m.log_mark()
+    m.write_config(commit_threads=5)
+    m.reload()
+    m.wait_log(r"smtp-in: event=start .* commit_threads=5$", since=mark)
+    pid2 = role_pid(m, "smtp-in")
+    assert pid2 != pid and tasks(pid2) == 1 + 5

@@ -460,8 +460,8 @@ test_defaults(void)
 	    c->auth_users_file == NULL, "no files");
 	check(c->message_size_limit == 25 * 1024 * 1024 &&
 	    c->max_recipients == 100 && c->max_connections == 1000 &&
-	    c->max_connections_per_ip == 20 && c->max_errors == 10,
-	    "default limits");
+	    c->max_connections_per_ip == 20 && c->max_errors == 10 &&
+	    c->commit_threads == 8, "default limits");
 	check(c->command_timeout == 300 && c->data_timeout == 600 &&
 	    c->queue_lifetime == 5 * 86400 && c->delay_warning == 4 * 3600 &&
 	    c->retry_min == 300 && c->retry_max == 3600, "default times");
@@ -531,6 +531,7 @@ test_good(void)
 	    "max_connections = 500\n"
 	    "max_connections_per_ip = 5\n"
 	    "max_errors = 3\n"
+	    "commit_threads = 3\n"
 	    "command_filter = helo:255 EHLO:255,MAIL:266 RCPT:266 DATA:0 "
 	    "QUIT:0 VRFY:100\n"
 	    "command_timeout = 30s\n"
@@ -580,7 +581,7 @@ test_good(void)
 	check(strcmp(c->auth_users_file, users) == 0, "auth");
 	check(c->message_size_limit == 10485760 && c->max_recipients == 50 &&
 	    c->max_connections == 500 && c->max_connections_per_ip == 5 &&
-	    c->max_errors == 3, "limits");
+	    c->max_errors == 3 && c->commit_threads == 3, "limits");
 	check(c->nfilter == 7 && strcmp(c->filter[0].verb, "HELO") == 0 &&
 	    c->filter[6].maxarg == 100, "filter");
 	check(config_filter_find(c, "vrfy", 4) != NULL &&
@@ -630,6 +631,10 @@ test_bad(void)
 		    "\"3G\" out of range (1..2G)\n" },
 		{ "max_recipients = ten\n",
 		    "t.conf:1: bad number \"ten\" for max_recipients\n" },
+		{ "commit_threads = 0\n", "t.conf:1: commit_threads \"0\" "
+		    "out of range (1..64)\n" },
+		{ "commit_threads = 65\n", "t.conf:1: commit_threads \"65\" "
+		    "out of range (1..64)\n" },
 		{ "remote_smtp_port = 70000\n", "t.conf:1: remote_smtp_port "
 		    "\"70000\" out of range (1..65535)\n" },
 		{ "remote_smtp_port = 25x\n",

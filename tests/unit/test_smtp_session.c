@@ -185,7 +185,7 @@ setup(void)
 	srv.cmd_tv.tv_sec = CASE_SECONDS;
 	srv.data_tv.tv_sec = CASE_SECONDS;
 	if ((srv.base = event_base_new()) == NULL ||
-	    smtp_ehlo_build(&srv) == -1 || smtp_commit_init(srv.base) == -1)
+	    smtp_ehlo_build(&srv) == -1 || smtp_commit_init(srv.base, 4) == -1)
 		fatalx("setup");
 }
 
