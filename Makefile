@@ -104,8 +104,8 @@ UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 $(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h \
 		$(call obj,$(BUILD)/asan,$(CORE_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $(filter-out %.h,$^) \
-	    $(LIBS)
+	$(CC) $(BASEFLAGS) $(ASAN_FLAGS) -Isrc -MMD -MP -MF $@.d -MT $@ \
+	    -o $@ $< $(filter %.o,$^) $(LIBS)
 
 deps:
 	@sh mk/deps.sh
@@ -144,12 +144,14 @@ FUZZ_BINS   = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 $(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
+	    -MMD -MP -c -o $@ $<
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(call obj,$(BUILD)/fuzz,$(CORE_SRCS))
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) \
-	    -fsanitize=fuzzer -o $@ $^ $(LIBS)
+	    -MMD -MP -MF $@.d -MT $@ -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) \
+	    $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 
