@@ -593,11 +593,11 @@ commit_submit(struct smtp_txn *t)
 static void
 commit_kick(evutil_socket_t fd, short ev, void *arg)
 {
-	if (commit_held == NULL)
-		return;
 	struct smtp_txn	*t;
 	size_t		 n;
 
+	if (commit_held == NULL)
+		return;
 	pthread_mutex_lock(&commit_mtx);
 	*commit_pending_tail = commit_held;
 	commit_pending_tail = commit_held_tail;
